@@ -1,0 +1,106 @@
+// Device: the engine's only view of storage (the role Env plays in LevelDB).
+//
+// A Device is an array of bytes addressed by byte offset, accessed through asynchronous requests
+// that complete in any order. Offsets and lengths of reads, writes and trims are multiples of
+// info().logical_block_bytes (512 or 4096); buffers are aligned to kIoAlignBytes (4096).
+//
+// Implementations: UringDevice (io_uring + O_DIRECT on files and block devices), MemDevice (RAM,
+// sparse), FaultyDevice (wraps another and injects faults and power loss). NvmeDevice (io_uring
+// URING_CMD passthrough on /dev/ngXnY) plugs in behind the same interface.
+//
+// Thread safety: Submit() and the synchronous helpers may be called from any thread at once.
+// Each request completes exactly once; completion may run on another thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "astra/result.h"
+#include "astra/status.h"
+
+namespace astra {
+
+enum class IoOp : uint8_t { kRead = 0, kWrite = 1, kFlush = 2, kTrim = 3 };
+
+// Counts outstanding requests; Wait() returns once every request handed to it has completed.
+class IoWaiter {
+ public:
+  void Add(uint32_t n) {
+    std::lock_guard<std::mutex> l(mu_);
+    pending_ += n;
+  }
+  void Done() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--pending_ == 0) cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return pending_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint32_t pending_ = 0;
+};
+
+struct IoRequest {
+  IoOp op = IoOp::kRead;
+  uint64_t offset_bytes = 0;  // ignored for kFlush
+  uint32_t length_bytes = 0;  // ignored for kFlush
+  void* buf = nullptr;        // kRead: filled; kWrite: source; aligned to kIoAlignBytes
+  Status status;              // set by the device before waiter->Done()
+  IoWaiter* waiter = nullptr; // required; Done() is called exactly once per request
+};
+
+struct DeviceInfo {
+  std::string path;             // what the user named ("/dev/nvme0n1", "/tmp/a.img", "mem:3")
+  std::string backend;          // "uring", "nvme-passthrough", "mem", "faulty(uring)"
+  uint64_t size_bytes = 0;      // usable size, a multiple of logical_block_bytes
+  uint32_t logical_block_bytes = 4096;
+  bool supports_trim = false;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual const DeviceInfo& info() const = 0;
+
+  // Starts `n` requests. Each one completes exactly once: its status is set, then
+  // waiter->Done() is called. Never blocks on I/O except to wait for a free queue slot.
+  // Invalid requests (misaligned, out of range) complete with kInvalidArgument.
+  virtual void Submit(IoRequest* const* reqs, size_t n) = 0;
+
+  // Synchronous helpers over Submit(): same alignment rules; return the request's status.
+  Status Read(uint64_t offset_bytes, void* buf, uint32_t length_bytes);
+  Status Write(uint64_t offset_bytes, const void* buf, uint32_t length_bytes);
+  Status Flush();
+  Status Trim(uint64_t offset_bytes, uint64_t length_bytes);
+};
+
+// Validates a request against the device's geometry; shared by implementations.
+Status CheckRequest(const DeviceInfo& info, const IoRequest& r);
+
+// Opens a member by path: regular files and block devices get a UringDevice (O_DIRECT).
+// `create_size_bytes` > 0 creates a missing regular file of that size (sparse).
+// Errors: kNotFound (no such path), kInvalidArgument (not a file or block device, too small),
+// kIOError (open/io_uring setup failed), kBusy (another process holds the member's lock).
+// The device takes an exclusive flock(2) on the path for its lifetime.
+Result<std::unique_ptr<Device>> OpenDevice(const std::string& path, uint64_t create_size_bytes = 0);
+
+// A RAM device of `size_bytes` (sparse: unwritten 4 KiB pages cost nothing and read as zeros).
+std::unique_ptr<Device> NewMemDevice(uint64_t size_bytes, std::string name = "mem");
+
+// 4 KiB-aligned heap buffer, owned; for I/O buffers anywhere in the engine.
+struct AlignedFree {
+  void operator()(void* p) const;
+};
+using AlignedBuf = std::unique_ptr<uint8_t[], AlignedFree>;
+AlignedBuf AllocAligned(size_t bytes);
+
+}  // namespace astra
