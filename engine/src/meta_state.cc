@@ -1,0 +1,522 @@
+#include "meta_state.h"
+
+#include <cassert>
+
+namespace astra {
+
+namespace {
+constexpr uint32_t kCheckpointMagic = 0x4B504341;  // "ACPK"
+constexpr uint32_t kCheckpointVersion = 1;
+
+void BeginRec(Encoder* e, RecordType t, size_t* len_pos) {
+  e->U8(uint8_t(t));
+  *len_pos = e->size();
+  e->U32(0);
+}
+void EndRec(Encoder* e, size_t len_pos) {
+  PutU32(e->buf().data() + len_pos, uint32_t(e->size() - len_pos - 4));
+}
+}  // namespace
+
+void MetaState::Init(uint64_t segments, bool dedup) {
+  dedup_enabled_ = dedup;
+  segs_.assign(segments, SegmentInfo{});
+  free_segs_.clear();
+  for (uint32_t s = 0; s < segments; s++) free_segs_.insert(s);
+}
+
+// ---------------- record builders ----------------
+
+void MetaState::RecNewExtent(Encoder* e, uint32_t id, const Extent& x) {
+  size_t p;
+  BeginRec(e, RecordType::kNewExtent, &p);
+  e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U32(x.length); e->U8(x.flags);
+  e->U32(x.crc); e->U64(x.fingerprint);
+  EndRec(e, p);
+}
+void MetaState::RecMap(Encoder* e, uint64_t obj, uint64_t block, const uint32_t* ids, uint32_t count) {
+  size_t p;
+  BeginRec(e, RecordType::kMapBlocks, &p);
+  e->U64(obj); e->U64(block); e->U32(count);
+  for (uint32_t i = 0; i < count; i++) e->U32(ids[i]);
+  EndRec(e, p);
+}
+void MetaState::RecTrim(Encoder* e, uint64_t obj, uint64_t block, uint64_t count) {
+  size_t p;
+  BeginRec(e, RecordType::kTrimBlocks, &p);
+  e->U64(obj); e->U64(block); e->U64(count);
+  EndRec(e, p);
+}
+void MetaState::RecCatalog(Encoder* e, const CatalogTxn& txn) {
+  size_t p;
+  BeginRec(e, RecordType::kCatalogTxn, &p);
+  e->U32(uint32_t(txn.ops.size()));
+  for (const auto& op : txn.ops) {
+    e->U8(uint8_t(op.kind)); e->Str(op.key); e->Str(op.value); e->U64(op.object); e->U64(op.block);
+  }
+  EndRec(e, p);
+}
+void MetaState::RecSegOpen(Encoder* e, uint32_t seg, SegKind kind) {
+  size_t p;
+  BeginRec(e, RecordType::kSegmentOpen, &p);
+  e->U32(seg); e->U8(uint8_t(kind));
+  EndRec(e, p);
+}
+void MetaState::RecSegAdvance(Encoder* e, uint32_t seg, uint32_t stripes) {
+  size_t p;
+  BeginRec(e, RecordType::kSegmentAdvance, &p);
+  e->U32(seg); e->U32(stripes);
+  EndRec(e, p);
+}
+void MetaState::RecSegSeal(Encoder* e, uint32_t seg) {
+  size_t p;
+  BeginRec(e, RecordType::kSegmentSeal, &p);
+  e->U32(seg);
+  EndRec(e, p);
+}
+void MetaState::RecNextId(Encoder* e, uint64_t next) {
+  size_t p;
+  BeginRec(e, RecordType::kNextId, &p);
+  e->U64(next);
+  EndRec(e, p);
+}
+void MetaState::RecClone(Encoder* e, uint64_t src, uint64_t sb, uint64_t dst, uint64_t db, uint64_t n) {
+  size_t p;
+  BeginRec(e, RecordType::kCloneRange, &p);
+  e->U64(src); e->U64(sb); e->U64(dst); e->U64(db); e->U64(n);
+  EndRec(e, p);
+}
+void MetaState::RecExtentMove(Encoder* e, uint32_t id, uint32_t seg, uint32_t off) {
+  size_t p;
+  BeginRec(e, RecordType::kExtentMove, &p);
+  e->U32(id); e->U32(seg); e->U32(off);
+  EndRec(e, p);
+}
+void MetaState::RecZeroBlocks(Encoder* e, uint64_t count) {
+  size_t p;
+  BeginRec(e, RecordType::kZeroBlocks, &p);
+  e->U64(count);
+  EndRec(e, p);
+}
+
+// ---------------- apply ----------------
+
+void MetaState::AddRef(uint32_t id) {
+  assert(id < extents_.size() && extents_[id].used);
+  extents_[id].refs++;
+}
+
+void MetaState::DropRef(uint32_t id) {
+  Extent& x = extents_[id];
+  assert(x.used && x.refs > 0);
+  if (--x.refs > 0) return;
+  // Last reference gone: the stored bytes are dead.
+  SegmentInfo& s = segs_[x.segment];
+  s.live_bytes -= x.length;
+  stored_bytes_ -= x.length;
+  used_extents_--;
+  if (x.fingerprint != 0) {
+    auto it = dedup_.find(x.fingerprint);
+    if (it != dedup_.end() && it->second == id) dedup_.erase(it);
+  }
+  x = Extent{};
+  free_ids_.push_back(id);
+  SegmentMaybeFree(uint32_t(&s - segs_.data()));
+}
+
+void MetaState::SegmentMaybeFree(uint32_t s) {
+  SegmentInfo& g = segs_[s];
+  if (g.state == SegState::kSealed && g.live_bytes == 0 && g.kind == SegKind::kData)
+    g.state = SegState::kFreePending;
+}
+
+void MetaState::SetMap(uint64_t obj, uint64_t block, uint32_t id) {
+  MapKey k{obj, block};
+  auto it = map_.find(k);
+  uint32_t old = it == map_.end() ? kHoleId : it->second;
+  if (id != kHoleId) {
+    AddRef(id);
+    if (it == map_.end()) map_.emplace(k, id); else it->second = id;
+  } else if (it != map_.end()) {
+    map_.erase(it);
+  }
+  if (old != kHoleId) DropRef(old);
+}
+
+void MetaState::DropRange(uint64_t obj, uint64_t block, uint64_t end_block) {
+  auto it = map_.lower_bound(MapKey{obj, block});
+  while (it != map_.end() && it->first.obj == obj && it->first.block < end_block) {
+    uint32_t id = it->second;
+    it = map_.erase(it);
+    DropRef(id);
+  }
+}
+
+Status MetaState::ApplyAll(const uint8_t* payload, size_t len, uint32_t count) {
+  size_t pos = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (len - pos < 5) return Status::Corruption("journal batch: record header truncated");
+    uint32_t body = GetU32(payload + pos + 1);
+    if (body > len - pos - 5) return Status::Corruption("journal batch: record length out of range");
+    ASTRA_RETURN_IF_ERROR(Apply(payload + pos, 5 + body));
+    pos += 5 + body;
+  }
+  if (pos != len) return Status::Corruption("journal batch: trailing bytes after the last record");
+  return Status::Ok();
+}
+
+Status MetaState::Apply(const uint8_t* rec, size_t len) {
+  Decoder d(rec, len);
+  auto type = RecordType(d.U8());
+  uint32_t body = d.U32();
+  if (!d.ok() || body != d.remaining()) return Status::Corruption("record length mismatch");
+  auto bad = [&](const char* what) { return Status::Corruption(std::string("record: ") + what); };
+  switch (type) {
+    case RecordType::kNewExtent: {
+      uint32_t id = d.U32();
+      Extent x;
+      x.segment = d.U32(); x.offset = d.U32();
+      uint32_t l = d.U32();
+      x.flags = d.U8(); x.crc = d.U32(); x.fingerprint = d.U64();
+      if (!d.ok()) return bad("new-extent truncated");
+      if (id >= kExtentsMax || x.segment >= segs_.size() || l == 0 || l > kBlockBytes)
+        return bad("new-extent out of range");
+      x.length = uint16_t(l);
+      if (id >= extents_.size()) extents_.resize(size_t(id) + 1);
+      if (extents_[id].used) return bad("new-extent id already in use");
+      x.used = 1;
+      x.refs = 0;
+      extents_[id] = x;
+      segs_[x.segment].live_bytes += l;
+      stored_bytes_ += l;
+      used_extents_++;
+      if (dedup_enabled_ && x.fingerprint != 0) dedup_.try_emplace(x.fingerprint, id);
+      return Status::Ok();
+    }
+    case RecordType::kMapBlocks: {
+      uint64_t obj = d.U64(), block = d.U64();
+      uint32_t n = d.U32();
+      if (!d.ok() || n > kBlocksPerIoMax || d.remaining() != size_t(n) * 4) return bad("map truncated");
+      for (uint32_t i = 0; i < n; i++) {
+        uint32_t id = d.U32();
+        if (id != kHoleId && !ExtentUsed(id)) return bad("map references a free extent");
+        SetMap(obj, block + i, id);
+      }
+      return Status::Ok();
+    }
+    case RecordType::kTrimBlocks: {
+      uint64_t obj = d.U64(), block = d.U64(), n = d.U64();
+      if (!d.ok()) return bad("trim truncated");
+      DropRange(obj, block, n > UINT64_MAX - block ? UINT64_MAX : block + n);
+      return Status::Ok();
+    }
+    case RecordType::kCatalogTxn: {
+      uint32_t n = d.U32();
+      for (uint32_t i = 0; i < n && d.ok(); i++) {
+        auto kind = CatalogOp::Kind(d.U8());
+        std::string key = d.Str(kCatalogKeyBytesMax);
+        std::string value = d.Str(kCatalogValueBytesMax);
+        uint64_t obj = d.U64(), block = d.U64();
+        if (!d.ok()) break;
+        switch (kind) {
+          case CatalogOp::Kind::kPut: catalog_[key] = std::move(value); break;
+          case CatalogOp::Kind::kDelete: catalog_.erase(key); break;
+          case CatalogOp::Kind::kDeleteObject: DropRange(obj, 0, UINT64_MAX); break;
+          case CatalogOp::Kind::kTruncateObject: DropRange(obj, block, UINT64_MAX); break;
+          default: return bad("catalogue op kind");
+        }
+      }
+      if (!d.ok()) return bad("catalogue transaction truncated");
+      return Status::Ok();
+    }
+    case RecordType::kSegmentOpen: {
+      uint32_t s = d.U32();
+      uint8_t kind = d.U8();
+      if (!d.ok() || s >= segs_.size() || kind > 1) return bad("segment-open out of range");
+      if (segs_[s].state != SegState::kFree) return bad("segment-open of a segment in use");
+      segs_[s] = SegmentInfo{SegState::kOpen, SegKind(kind), 0, 0};
+      free_segs_.erase(s);
+      return Status::Ok();
+    }
+    case RecordType::kSegmentAdvance: {
+      uint32_t s = d.U32(), stripes = d.U32();
+      if (!d.ok() || s >= segs_.size()) return bad("segment-advance out of range");
+      segs_[s].written_stripes = std::max(segs_[s].written_stripes, stripes);
+      return Status::Ok();
+    }
+    case RecordType::kSegmentSeal: {
+      uint32_t s = d.U32();
+      if (!d.ok() || s >= segs_.size()) return bad("segment-seal out of range");
+      if (segs_[s].state == SegState::kOpen) segs_[s].state = SegState::kSealed;
+      SegmentMaybeFree(s);
+      return Status::Ok();
+    }
+    case RecordType::kNextId: {
+      uint64_t v = d.U64();
+      if (!d.ok()) return bad("next-id truncated");
+      next_id_ = std::max(next_id_, v);
+      return Status::Ok();
+    }
+    case RecordType::kCloneRange: {
+      uint64_t src = d.U64(), sb = d.U64(), dst = d.U64(), db = d.U64(), n = d.U64();
+      if (!d.ok()) return bad("clone truncated");
+      // Collect first: src and dst ranges may overlap in the same object.
+      std::vector<std::pair<uint64_t, uint32_t>> runs;
+      for (auto it = map_.lower_bound(MapKey{src, sb});
+           it != map_.end() && it->first.obj == src && it->first.block < sb + n; ++it)
+        runs.emplace_back(it->first.block - sb, it->second);
+      for (auto& r : runs) AddRef(r.second);  // keep sources alive across the drop below
+      DropRange(dst, db, db + n);
+      for (auto& r : runs) {
+        SetMap(dst, db + r.first, r.second);
+        DropRef(r.second);
+      }
+      return Status::Ok();
+    }
+    case RecordType::kExtentMove: {
+      uint32_t id = d.U32(), s = d.U32(), off = d.U32();
+      if (!d.ok() || !ExtentUsed(id) || s >= segs_.size()) return bad("extent-move out of range");
+      Extent& x = extents_[id];
+      uint32_t old = x.segment;
+      segs_[old].live_bytes -= x.length;
+      segs_[s].live_bytes += x.length;
+      x.segment = s;
+      x.offset = off;
+      SegmentMaybeFree(old);
+      return Status::Ok();
+    }
+    case RecordType::kZeroBlocks: {
+      uint64_t n = d.U64();
+      if (!d.ok()) return bad("zero-blocks truncated");
+      zero_blocks_ += n;
+      return Status::Ok();
+    }
+  }
+  return bad("unknown record type");
+}
+
+// ---------------- queries ----------------
+
+uint32_t MetaState::Lookup(uint64_t obj, uint64_t block) const {
+  auto it = map_.find(MapKey{obj, block});
+  return it == map_.end() ? kHoleId : it->second;
+}
+
+uint32_t MetaState::PeekFreeExtentId() {
+  while (!free_ids_.empty()) {
+    uint32_t id = free_ids_.back();
+    if (id < extents_.size() && !extents_[id].used) return id;
+    free_ids_.pop_back();  // stale entry (re-used during replay)
+  }
+  return uint32_t(extents_.size());
+}
+
+uint32_t MetaState::DedupLookup(uint64_t fp) const {
+  auto it = dedup_.find(fp);
+  return it == dedup_.end() ? kHoleId : it->second;
+}
+
+void MetaState::MarkCheckpointSegment(uint32_t s) {
+  segs_[s] = SegmentInfo{SegState::kCheckpoint, SegKind::kCheckpoint, 0, 0};
+  free_segs_.erase(s);
+}
+
+void MetaState::ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs) {
+  for (uint32_t s = 0; s < segs_.size(); s++) {
+    if (segs_[s].state == SegState::kFreePending) {
+      segs_[s] = SegmentInfo{};
+      free_segs_.insert(s);
+    }
+  }
+  for (uint32_t s : old_ckpt_segs) {
+    if (s < segs_.size() && segs_[s].state == SegState::kCheckpoint) {
+      segs_[s] = SegmentInfo{};
+      free_segs_.insert(s);
+    }
+  }
+}
+
+uint64_t MetaState::MemoryBytes() const {
+  // btree nodes hold ~(key+value) per slot at ~90% fill; flat_hash_map slots + 1 control byte.
+  return extents_.capacity() * sizeof(Extent) + free_ids_.capacity() * 4 +
+         uint64_t(double(map_.size()) * (sizeof(MapKey) + 4) * 1.15) +
+         dedup_.bucket_count() * (sizeof(std::pair<uint64_t, uint32_t>) + 1) +
+         segs_.capacity() * sizeof(SegmentInfo);
+}
+
+// ---------------- checkpoint image ----------------
+
+void MetaState::Serialize(Encoder* e) const {
+  e->U32(kCheckpointMagic);
+  e->U32(kCheckpointVersion);
+  e->U64(next_id_);
+  e->U64(zero_blocks_);
+  e->U64(segs_.size());
+  for (const auto& s : segs_) {
+    bool keep = s.state == SegState::kOpen || s.state == SegState::kSealed;
+    e->U8(uint8_t(keep ? s.state : SegState::kFree));
+    e->U8(uint8_t(keep ? s.kind : SegKind::kData));
+    e->U32(keep ? s.written_stripes : 0);
+  }
+  e->U64(used_extents_);
+  for (uint32_t id = 0; id < extents_.size(); id++) {
+    const Extent& x = extents_[id];
+    if (!x.used) continue;
+    e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U16(x.length); e->U8(x.flags);
+    e->U32(x.crc); e->U32(x.refs); e->U64(x.fingerprint);
+  }
+  e->U64(map_.size());
+  uint64_t prev_obj = UINT64_MAX, prev_block = 0;
+  for (const auto& [k, id] : map_) {
+    // Delta coding: runs of consecutive blocks of one object cost 5 bytes an entry.
+    if (k.obj == prev_obj && k.block == prev_block + 1) {
+      e->U8(1);
+    } else {
+      e->U8(0); e->U64(k.obj); e->U64(k.block);
+    }
+    e->U32(id);
+    prev_obj = k.obj;
+    prev_block = k.block;
+  }
+  e->U64(catalog_.size());
+  for (const auto& [k, v] : catalog_) { e->Str(k); e->Str(v); }
+  e->U32(kCheckpointMagic);
+}
+
+Status MetaState::Deserialize(const uint8_t* p, size_t n) {
+  Decoder d(p, n);
+  auto bad = [](const std::string& w) { return Status::Corruption("checkpoint: " + w); };
+  if (d.U32() != kCheckpointMagic) return bad("bad magic");
+  if (d.U32() != kCheckpointVersion) return bad("unsupported version");
+  next_id_ = d.U64();
+  zero_blocks_ = d.U64();
+  uint64_t nsegs = d.U64();
+  if (!d.ok() || nsegs != segs_.size()) return bad("segment count does not match the superblock");
+  for (auto& s : segs_) {
+    uint8_t st = d.U8(), kind = d.U8();
+    s.written_stripes = d.U32();
+    if (st > 2 || kind > 1) return bad("segment state out of range");
+    s.state = SegState(st);
+    s.kind = SegKind(kind);
+    s.live_bytes = 0;
+  }
+  uint64_t nx = d.U64();
+  if (!d.ok() || nx > kExtentsMax) return bad("extent count");
+  extents_.clear();
+  std::vector<uint32_t> stored_refs;
+  for (uint64_t i = 0; i < nx && d.ok(); i++) {
+    uint32_t id = d.U32();
+    Extent x;
+    x.segment = d.U32(); x.offset = d.U32(); x.length = d.U16(); x.flags = d.U8();
+    x.crc = d.U32(); x.refs = d.U32(); x.fingerprint = d.U64();
+    if (!d.ok()) break;
+    if (id >= kExtentsMax || x.segment >= segs_.size() || x.length == 0 || x.length > kBlockBytes)
+      return bad("extent " + std::to_string(id) + " out of range");
+    if (id >= extents_.size()) extents_.resize(size_t(id) + 1);
+    if (extents_[id].used) return bad("extent " + std::to_string(id) + " listed twice");
+    x.used = 1;
+    extents_[id] = x;
+  }
+  uint64_t nm = d.U64();
+  map_.clear();
+  uint64_t obj = 0, block = 0;
+  for (uint64_t i = 0; i < nm && d.ok(); i++) {
+    uint8_t run = d.U8();
+    if (run == 1 && i > 0) {
+      block++;
+    } else if (run == 0) {
+      obj = d.U64();
+      block = d.U64();
+    } else {
+      return bad("map entry tag");
+    }
+    uint32_t id = d.U32();
+    if (!d.ok()) break;
+    if (!ExtentUsed(id)) return bad("map entry references a missing extent");
+    map_.emplace_hint(map_.end(), MapKey{obj, block}, id);
+  }
+  uint64_t nc = d.U64();
+  catalog_.clear();
+  for (uint64_t i = 0; i < nc && d.ok(); i++) {
+    std::string k = d.Str(kCatalogKeyBytesMax);
+    std::string v = d.Str(kCatalogValueBytesMax);
+    if (d.ok()) catalog_.emplace_hint(catalog_.end(), std::move(k), std::move(v));
+  }
+  if (d.U32() != kCheckpointMagic || !d.ok()) return bad("truncated or trailing magic missing");
+  RecomputeDerived();
+  return Status::Ok();
+}
+
+void MetaState::RecomputeDerived() {
+  for (auto& x : extents_) x.refs = 0;
+  for (const auto& [k, id] : map_) extents_[id].refs++;
+  free_ids_.clear();
+  dedup_.clear();
+  stored_bytes_ = 0;
+  used_extents_ = 0;
+  for (auto& s : segs_) s.live_bytes = 0;
+  for (uint32_t id = 0; id < extents_.size(); id++) {
+    Extent& x = extents_[id];
+    if (x.used && x.refs == 0) x = Extent{};  // unreferenced: dead (cannot happen when consistent)
+    if (!x.used) {
+      free_ids_.push_back(id);
+      continue;
+    }
+    segs_[x.segment].live_bytes += x.length;
+    stored_bytes_ += x.length;
+    used_extents_++;
+    if (dedup_enabled_ && x.fingerprint != 0) dedup_.try_emplace(x.fingerprint, id);
+  }
+  std::reverse(free_ids_.begin(), free_ids_.end());
+  free_segs_.clear();
+  for (uint32_t s = 0; s < segs_.size(); s++) {
+    if (segs_[s].state == SegState::kFree) free_segs_.insert(s);
+    else SegmentMaybeFree(s);
+  }
+}
+
+uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
+  uint64_t errors = 0;
+  std::vector<uint32_t> refs(extents_.size(), 0);
+  std::vector<uint64_t> live(segs_.size(), 0);
+  for (const auto& [k, id] : map_) {
+    if (!ExtentUsed(id)) {
+      errors++;
+      problems->push_back("object " + std::to_string(k.obj) + " block " + std::to_string(k.block) +
+                          " maps to free extent " + std::to_string(id));
+      continue;
+    }
+    refs[id]++;
+  }
+  for (uint32_t id = 0; id < extents_.size(); id++) {
+    const Extent& x = extents_[id];
+    if (!x.used) continue;
+    live[x.segment] += x.length;
+    if (x.refs != refs[id]) {
+      errors++;
+      problems->push_back("extent " + std::to_string(id) + " reference count " + std::to_string(x.refs) +
+                          ", maps say " + std::to_string(refs[id]));
+    }
+    if (segs_[x.segment].state != SegState::kOpen && segs_[x.segment].state != SegState::kSealed) {
+      errors++;
+      problems->push_back("extent " + std::to_string(id) + " lives in segment " +
+                          std::to_string(x.segment) + " which is not in use");
+    }
+  }
+  for (uint32_t s = 0; s < segs_.size(); s++) {
+    if (segs_[s].live_bytes != live[s]) {
+      errors++;
+      problems->push_back("segment " + std::to_string(s) + " live bytes " +
+                          std::to_string(segs_[s].live_bytes) + ", extents say " + std::to_string(live[s]));
+    }
+  }
+  for (const auto& [fp, id] : dedup_) {
+    if (!ExtentUsed(id) || extents_[id].fingerprint != fp) {
+      errors++;
+      problems->push_back("dedup index entry points to extent " + std::to_string(id) + " with another fingerprint");
+    }
+  }
+  return errors;
+}
+
+}  // namespace astra

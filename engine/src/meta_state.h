@@ -1,0 +1,136 @@
+// MetaState: the engine's metadata as a deterministic state machine.
+//
+// Every mutation is an encoded record (journal_format.h). The live path encodes a record, applies
+// it with Apply() and queues the same bytes for the journal; recovery decodes journal batches and
+// applies them with the same Apply(). So the recovered state is, by construction, the live state
+// at the flush that wrote the last valid batch. A checkpoint is Serialize(); loading one is
+// Deserialize(). All derived state (reference counts, segment live bytes, free lists, the dedup
+// index) is recomputed on load, so a checkpoint can never carry inconsistent copies of it.
+//
+// Thread safety: none; the pool serialises access with its own locks.
+#pragma once
+
+#include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "astra/pool.h"
+#include "astra/status.h"
+#include "coding.h"
+#include "journal_format.h"
+
+namespace astra {
+
+// A stored extent: one 4 KiB logical block, stored raw (4096 bytes) or compressed.
+struct Extent {
+  uint32_t segment = 0;
+  uint32_t offset = 0;      // bytes into the segment's data space
+  uint16_t length = 0;      // stored bytes (<= 4096)
+  uint8_t flags = 0;        // kExtentCompressionMask
+  uint8_t used = 0;
+  uint32_t crc = 0;         // CRC-32C of the stored bytes
+  uint32_t refs = 0;        // map entries pointing here (derived)
+  uint64_t fingerprint = 0; // 64 bits of XXH3-128 of the logical block (dedup hint), 0 = none
+};
+static_assert(sizeof(Extent) == 32, "extent table entry stays 32 bytes (RAM budget)");
+
+enum class SegState : uint8_t { kFree = 0, kOpen = 1, kSealed = 2, kFreePending = 3, kCheckpoint = 4 };
+enum class SegKind : uint8_t { kData = 0, kCheckpoint = 1 };  // stored: do not change
+
+struct SegmentInfo {
+  SegState state = SegState::kFree;
+  SegKind kind = SegKind::kData;
+  uint32_t written_stripes = 0;  // durable write pointer, in stripes
+  uint64_t live_bytes = 0;       // stored bytes of used extents (derived)
+};
+
+struct MapKey {
+  uint64_t obj;
+  uint64_t block;
+  bool operator<(const MapKey& o) const { return obj != o.obj ? obj < o.obj : block < o.block; }
+  bool operator==(const MapKey& o) const { return obj == o.obj && block == o.block; }
+};
+
+class MetaState {
+ public:
+  void Init(uint64_t segments, bool dedup);
+
+  // Applies one encoded record (type byte + u32 length + body). kCorruption if it does not decode
+  // or references something out of range (replayed bytes are never trusted).
+  Status Apply(const uint8_t* rec, size_t len);
+  // Applies every record of a batch payload.
+  Status ApplyAll(const uint8_t* payload, size_t len, uint32_t count);
+
+  // Checkpoint image. Segments in kCheckpoint / kFreePending are written as kFree.
+  void Serialize(Encoder* e) const;
+  Status Deserialize(const uint8_t* p, size_t n);
+
+  // ---- record builders (append to `e`) ----
+  static void RecNewExtent(Encoder* e, uint32_t id, const Extent& x);
+  static void RecMap(Encoder* e, uint64_t obj, uint64_t block, const uint32_t* ids, uint32_t count);
+  static void RecTrim(Encoder* e, uint64_t obj, uint64_t block, uint64_t count);
+  static void RecCatalog(Encoder* e, const CatalogTxn& txn);
+  static void RecSegOpen(Encoder* e, uint32_t seg, SegKind kind);
+  static void RecSegAdvance(Encoder* e, uint32_t seg, uint32_t stripes);
+  static void RecSegSeal(Encoder* e, uint32_t seg);
+  static void RecNextId(Encoder* e, uint64_t next);
+  static void RecClone(Encoder* e, uint64_t src, uint64_t sb, uint64_t dst, uint64_t db, uint64_t n);
+  static void RecExtentMove(Encoder* e, uint32_t id, uint32_t seg, uint32_t off);
+  static void RecZeroBlocks(Encoder* e, uint64_t count);
+
+  // ---- queries ----
+  uint32_t Lookup(uint64_t obj, uint64_t block) const;  // kHoleId if unmapped
+  const Extent& extent(uint32_t id) const { return extents_[id]; }
+  bool ExtentUsed(uint32_t id) const { return id < extents_.size() && extents_[id].used; }
+  uint32_t ExtentCount() const { return uint32_t(extents_.size()); }
+  uint32_t PeekFreeExtentId();  // the id the next new extent will get (not yet taken)
+  uint32_t DedupLookup(uint64_t fp) const;  // kHoleId if none
+  SegmentInfo& seg(uint32_t s) { return segs_[s]; }
+  const SegmentInfo& seg(uint32_t s) const { return segs_[s]; }
+  uint64_t segments() const { return segs_.size(); }
+  const std::set<uint32_t>& free_segments() const { return free_segs_; }
+  void MarkCheckpointSegment(uint32_t s);
+  // After a checkpoint is durable: kFreePending and the given old checkpoint segments -> kFree.
+  void ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs);
+  uint64_t next_id() const { return next_id_; }
+  uint64_t zero_blocks() const { return zero_blocks_; }
+  const absl::btree_map<MapKey, uint32_t>& map() const { return map_; }
+  const absl::btree_map<std::string, std::string>& catalog() const { return catalog_; }
+  const absl::flat_hash_map<uint64_t, uint32_t>& dedup_index() const { return dedup_; }
+  uint64_t mapped_blocks() const { return map_.size(); }
+  uint64_t stored_bytes() const { return stored_bytes_; }
+  uint64_t used_extents() const { return used_extents_; }
+  // Map entries beyond the first of each extent: blocks served by dedup or clone sharing.
+  uint64_t shared_blocks() const { return map_.size() > used_extents_ ? map_.size() - used_extents_ : 0; }
+  // Recomputes refs and live bytes from the maps and compares (fsck). Appends problems.
+  uint64_t VerifyDerived(std::vector<std::string>* problems) const;
+  // Approximate RAM of the metadata structures, bytes.
+  uint64_t MemoryBytes() const;
+
+ private:
+  void SetMap(uint64_t obj, uint64_t block, uint32_t id);
+  void DropRange(uint64_t obj, uint64_t block, uint64_t end_block);
+  void AddRef(uint32_t id);
+  void DropRef(uint32_t id);
+  void RecomputeDerived();
+  void SegmentMaybeFree(uint32_t s);
+
+  bool dedup_enabled_ = true;
+  std::vector<Extent> extents_;
+  std::vector<uint32_t> free_ids_;
+  absl::btree_map<MapKey, uint32_t> map_;
+  absl::btree_map<std::string, std::string> catalog_;
+  absl::flat_hash_map<uint64_t, uint32_t> dedup_;
+  std::vector<SegmentInfo> segs_;
+  std::set<uint32_t> free_segs_;
+  uint64_t next_id_ = 16;  // ids below 16 are reserved (1 = file-system root)
+  uint64_t zero_blocks_ = 0;
+  uint64_t stored_bytes_ = 0;
+  uint64_t used_extents_ = 0;
+};
+
+}  // namespace astra

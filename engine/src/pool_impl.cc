@@ -1,0 +1,1672 @@
+#include "pool_impl.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "crc.h"
+#include "journal.h"
+
+namespace astra {
+
+namespace {
+
+constexpr uint32_t kRootMagic = 0x544F4F52;  // "ROOT"
+constexpr uint64_t kBackgroundFlushMs = 5000;
+
+BlockCodec& ThreadCodec() {
+  thread_local BlockCodec codec(1);
+  return codec;
+}
+
+uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+uint64_t AlignDown(uint64_t v, uint64_t a) { return v / a * a; }
+
+std::string MemberName(uint32_t i, const Device* d) {
+  return "member " + std::to_string(i) + (d ? " (" + d->info().path + ")" : "");
+}
+
+// Reads both superblock copies; returns the valid one with the highest generation.
+Status ReadBestSuperblock(Device& dev, Superblock* out, bool valid[2]) {
+  AlignedBuf buf = AllocAligned(kSuperblockBytes);
+  Status first_err;
+  bool found = false;
+  const uint64_t offs[2] = {kSuperblockAOffset, kSuperblockBOffset};
+  for (int c = 0; c < 2; c++) {
+    valid[c] = false;
+    if (offs[c] + kSuperblockBytes > dev.info().size_bytes) continue;
+    Status s = dev.Read(offs[c], buf.get(), kSuperblockBytes);
+    Superblock sb;
+    if (s.ok()) s = DecodeSuperblock(buf.get(), &sb);
+    if (!s.ok()) {
+      if (first_err.ok()) first_err = s.Annotate(c == 0 ? "superblock A" : "superblock B");
+      continue;
+    }
+    valid[c] = true;
+    if (!found || sb.generation > out->generation) *out = sb;
+    found = true;
+  }
+  if (!found) return first_err.ok() ? Status::Corruption("device too small for a superblock") : first_err;
+  return Status::Ok();
+}
+
+}  // namespace
+
+const char* MemberStateName(MemberState s) {
+  switch (s) {
+    case MemberState::kOnline: return "online";
+    case MemberState::kMissing: return "missing";
+    case MemberState::kFailed: return "failed";
+    case MemberState::kRebuilding: return "rebuilding";
+  }
+  return "unknown";
+}
+
+Result<MemberIdentity> ProbeMember(Device& dev) {
+  Superblock sb;
+  bool valid[2];
+  ASTRA_RETURN_IF_ERROR(ReadBestSuperblock(dev, &sb, valid));
+  MemberIdentity id;
+  id.pool_uuid = UuidToString(sb.pool_uuid);
+  id.member_index = sb.member_index;
+  id.members = sb.members;
+  id.generation = sb.generation;
+  return id;
+}
+
+// ============================================================================================
+// Format
+// ============================================================================================
+
+Status Pool::Format(std::vector<std::unique_ptr<Device>>& members, const FormatOptions& o) {
+  const uint32_t n = uint32_t(members.size());
+  if (n == 0) return Status::InvalidArgument("no member devices given");
+  if (o.data_shards < 1 || o.data_shards > kDataShardsMax)
+    return Status::InvalidArgument("--data-shards must be between 1 and 16");
+  if (o.parity_shards > kParityShardsMax)
+    return Status::InvalidArgument("--parity-shards must be between 0 and 4");
+  if (o.data_shards + o.parity_shards > n)
+    return Status::InvalidArgument("k+m = " + std::to_string(o.data_shards + o.parity_shards) +
+                                   " is larger than the number of members (" + std::to_string(n) + ")");
+  if (n > kMembersMax) return Status::InvalidArgument("at most 64 members");
+  if (o.compression_level < 1 || o.compression_level > 19)
+    return Status::InvalidArgument("compression level must be 1..19");
+  uint64_t min_size = UINT64_MAX;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!members[i]) return Status::InvalidArgument("member " + std::to_string(i) + " is missing");
+    min_size = std::min(min_size, members[i]->info().size_bytes);
+    if (!o.force) {
+      auto id = ProbeMember(*members[i]);
+      if (id.ok())
+        return Status::Exists(members[i]->info().path + " already holds AstraFS pool " + id->pool_uuid +
+                              " (member " + std::to_string(id->member_index) + "); use --force to overwrite");
+    }
+  }
+  Superblock sb;
+  sb.pool_uuid = NewUuid();
+  sb.members = n;
+  sb.data_shards = o.data_shards;
+  sb.parity_shards = o.parity_shards;
+  sb.chunk_bytes = o.chunk_bytes;
+  sb.segment_column_bytes = o.segment_column_bytes;
+  sb.member_size_bytes = AlignDown(min_size, kBlockBytes);
+  uint64_t jb = o.journal_bytes;
+  if (jb == 0) jb = std::clamp<uint64_t>(AlignDown(min_size / 32, kBlockBytes), 4ull << 20, 64ull << 20);
+  if (jb > min_size / 4) jb = std::max<uint64_t>(kJournalBytesMin, AlignDown(min_size / 8, kBlockBytes));
+  sb.journal_bytes = AlignDown(jb, kBlockBytes);
+  sb.data_offset_bytes = AlignUp(kJournalOffset + sb.journal_bytes, 1u << 20);
+  const uint32_t w = o.data_shards + o.parity_shards;
+  uint64_t slots = sb.member_size_bytes > sb.data_offset_bytes
+                       ? (sb.member_size_bytes - sb.data_offset_bytes) / sb.segment_column_bytes : 0;
+  sb.segments = (slots / w) * n;
+  if (sb.chunk_bytes < kChunkBytesMin || sb.chunk_bytes > kChunkBytesMax || sb.chunk_bytes % kBlockBytes)
+    return Status::InvalidArgument("chunk size must be a multiple of 4 KiB between 4 KiB and 1 MiB");
+  if (sb.segment_column_bytes % sb.chunk_bytes || sb.segment_column_bytes < kSegmentColumnBytesMin)
+    return Status::InvalidArgument("segment column size must be a multiple of the chunk size, at least 64 KiB");
+  const uint64_t need_segments = 8;
+  if (sb.segments < need_segments) {
+    uint64_t need = sb.data_offset_bytes + AlignUp(need_segments, n) / n * w * sb.segment_column_bytes;
+    return Status::InvalidArgument("members are too small: the smallest has " + std::to_string(min_size) +
+                                   " bytes, a pool of this geometry needs at least " + std::to_string(need) +
+                                   " bytes per member");
+  }
+  sb.generation = 1;
+  sb.checkpoint_root.segment = kNoSegment;
+  sb.journal_head_offset = 0;
+  sb.journal_head_seq = 1;
+  sb.compression = uint8_t(o.compression);
+  sb.compression_level = uint8_t(o.compression_level);
+  sb.dedup = o.dedup ? 1 : 0;
+  sb.created_unix_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count());
+  for (uint32_t i = 0; i < n; i++) sb.member_uuids[i] = NewUuid();
+  ASTRA_RETURN_IF_ERROR(ValidateGeometry(sb));
+
+  AlignedBuf buf = AllocAligned(kSuperblockBytes);
+  AlignedBuf zero = AllocAligned(1u << 20);
+  std::memset(zero.get(), 0, 1u << 20);
+  for (uint32_t i = 0; i < n; i++) {
+    Device& d = *members[i];
+    // Invalidate old superblocks and the journal start first, so a half-formatted member is
+    // never mistaken for a member of the previous pool.
+    ASTRA_RETURN_IF_ERROR(d.Write(kSuperblockAOffset, zero.get(), kSuperblockBytes).Annotate(d.info().path));
+    ASTRA_RETURN_IF_ERROR(d.Write(kSuperblockBOffset, zero.get(), kSuperblockBytes).Annotate(d.info().path));
+    ASTRA_RETURN_IF_ERROR(d.Write(kJournalOffset, zero.get(), 1u << 20).Annotate(d.info().path));
+  }
+  for (uint32_t i = 0; i < n; i++) ASTRA_RETURN_IF_ERROR(members[i]->Flush().Annotate(members[i]->info().path));
+  for (uint64_t off : {kSuperblockAOffset, kSuperblockBOffset}) {
+    for (uint32_t i = 0; i < n; i++) {
+      Superblock m = sb;
+      m.member_index = i;
+      m.member_uuid = sb.member_uuids[i];
+      EncodeSuperblock(m, buf.get());
+      ASTRA_RETURN_IF_ERROR(members[i]->Write(off, buf.get(), kSuperblockBytes).Annotate(members[i]->info().path));
+    }
+    for (uint32_t i = 0; i < n; i++) ASTRA_RETURN_IF_ERROR(members[i]->Flush().Annotate(members[i]->info().path));
+  }
+  return Status::Ok();
+}
+
+// ============================================================================================
+// Open / close
+// ============================================================================================
+
+Result<std::unique_ptr<Pool>> Pool::Open(std::vector<std::unique_ptr<Device>> members, const OpenOptions& opts) {
+  auto p = std::make_unique<PoolImpl>();
+  Status s = p->OpenImpl(std::move(members), opts);
+  if (!s.ok()) return s;
+  return std::unique_ptr<Pool>(std::move(p));
+}
+
+PoolImpl::PoolImpl() = default;
+
+PoolImpl::~PoolImpl() {
+  if (!closed_) Close().IgnoreError();
+}
+
+Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenOptions& opts) {
+  opts_ = opts;
+  if (opts.read_only) read_only_ = true;
+  // 1. Superblocks: every given device must be a member of one and the same pool.
+  struct Found { std::unique_ptr<Device> dev; Superblock sb; bool valid[2]; };
+  std::vector<Found> found;
+  for (auto& d : devs) {
+    if (!d) continue;
+    Found f;
+    Status s = ReadBestSuperblock(*d, &f.sb, f.valid);
+    if (!s.ok()) {
+      return Status::InvalidArgument(d->info().path + " is not an AstraFS pool member (" + s.ToString() + ")");
+    }
+    f.dev = std::move(d);
+    found.push_back(std::move(f));
+  }
+  if (found.empty()) return Status::InvalidArgument("no member devices given");
+  size_t best = 0;
+  for (size_t i = 1; i < found.size(); i++)
+    if (found[i].sb.generation > found[best].sb.generation) best = i;
+  sb_ = found[best].sb;
+  for (auto& f : found) {
+    if (f.sb.pool_uuid != sb_.pool_uuid)
+      return Status::InvalidArgument("members of different pools: " + f.dev->info().path + " belongs to pool " +
+                                     UuidToString(f.sb.pool_uuid) + ", " + found[best].dev->info().path +
+                                     " to pool " + UuidToString(sb_.pool_uuid));
+  }
+  n_ = sb_.members;
+  k_ = sb_.data_shards;
+  m_ = sb_.parity_shards;
+  w_ = k_ + m_;
+  chunk_ = sb_.chunk_bytes;
+  std::memcpy(&pool_tag_, sb_.pool_uuid.data(), 8);
+  place_ = Placement{n_, w_, sb_.data_offset_bytes, sb_.segment_column_bytes};
+  members_.clear();
+  for (uint32_t i = 0; i < n_; i++) {
+    members_.push_back(std::make_unique<Member>());
+    members_[i]->uuid = sb_.member_uuids[i];
+  }
+  for (auto& f : found) {
+    uint32_t i = f.sb.member_index;
+    if (i >= n_ || f.sb.member_uuid != sb_.member_uuids[i])
+      return Status::InvalidArgument(f.dev->info().path + " is not a current member of pool " +
+                                     UuidToString(sb_.pool_uuid) + " (replaced or stale)");
+    if (members_[i]->dev)
+      return Status::InvalidArgument("member " + std::to_string(i) + " given twice: " +
+                                     members_[i]->dev->info().path + " and " + f.dev->info().path);
+    if (f.dev->info().size_bytes < sb_.member_size_bytes)
+      return Status::InvalidArgument(f.dev->info().path + " is smaller than the pool's member size");
+    members_[i]->sb_valid[0] = f.valid[0];
+    members_[i]->sb_valid[1] = f.valid[1];
+    members_[i]->dev = std::move(f.dev);
+    members_[i]->state = MemberState::kOnline;
+    if (sb_.failed_members >> i & 1) members_[i]->state = MemberState::kFailed;
+    else if (sb_.rebuilding_members >> i & 1) members_[i]->state = MemberState::kRebuilding;
+  }
+  uint32_t unavailable = 0;
+  std::string missing_names;
+  for (uint32_t i = 0; i < n_; i++) {
+    if (members_[i]->state != MemberState::kOnline) {
+      unavailable++;
+      missing_names += (missing_names.empty() ? "" : ", ") + std::to_string(i) + " (" +
+                       MemberStateName(members_[i]->state) + ")";
+    }
+  }
+  if (unavailable > m_)
+    return Status::InvalidArgument("pool " + UuidToString(sb_.pool_uuid) + " has " + std::to_string(unavailable) +
+                                   " members unavailable (" + missing_names + "), but survives only " +
+                                   std::to_string(m_) + "; give the missing member devices");
+  if (unavailable > 0)
+    spdlog::warn("pool {} is degraded: members unavailable: {}", UuidToString(sb_.pool_uuid), missing_names);
+
+  ec_ = std::make_unique<ErasureCode>(k_, m_);
+  codec_ = std::make_unique<BlockCodec>(sb_.compression_level ? sb_.compression_level : 1);
+  state_.Init(sb_.segments, sb_.dedup != 0);
+  stale_.assign(sb_.segments, 0);
+  for (uint32_t i = 0; i < n_; i++)
+    if (members_[i]->state != MemberState::kOnline)
+      for (auto& s : stale_) s |= 1ull << i;
+  batch_rows_ = std::max<uint32_t>(1, std::min<uint32_t>(StripesPerSegment(), (256u * 1024) / chunk_));
+  seg_buf_bytes_ = (uint64_t(batch_rows_) + 3) * StripeDataBytes();
+  seg_buf_ = AllocAligned(seg_buf_bytes_);
+  col_bufs_.clear();
+  for (uint32_t c = 0; c < w_; c++) col_bufs_.push_back(AllocAligned(uint64_t(batch_rows_) * chunk_));
+
+  // 2. Checkpoint, 3. journal replay.
+  ASTRA_RETURN_IF_ERROR(LoadCheckpoint());
+  uint64_t end_off = 0, next_seq = 0, batches = 0;
+  ASTRA_RETURN_IF_ERROR(ReplayJournal(&end_off, &next_seq, &batches));
+  journal_head_ = sb_.journal_head_offset;
+  journal_pos_ = end_off;
+  next_seq_ = next_seq;
+  journal_used_ = (journal_pos_ + sb_.journal_bytes - journal_head_) % sb_.journal_bytes;
+  spdlog::debug("pool {}: checkpoint seq {}, replayed {} journal batches", UuidToString(sb_.pool_uuid),
+                sb_.journal_head_seq, batches);
+
+  // 4. Segments left open by the previous run are sealed at their durable write pointer.
+  for (uint32_t s = 0; s < state_.segments(); s++) {
+    if (state_.seg(s).state == SegState::kOpen) {
+      Encoder e;
+      MetaState::RecSegSeal(&e, s);
+      Status st = state_.Apply(e.buf().data(), e.size());
+      assert(st.ok());
+      st.IgnoreError();
+    }
+  }
+  // Rebuilding members: every segment in use is stale on them until rebuilt (the rebuild restarts).
+  for (uint32_t i = 0; i < n_; i++)
+    if (members_[i]->state == MemberState::kRebuilding)
+      for (auto& s : stale_) s |= 1ull << i;
+
+  closed_ = false;
+  if (!read_only_) {
+    // A fresh checkpoint makes the journal empty again on every member, and records member state.
+    std::lock_guard<std::mutex> l(write_mu_);
+    for (uint32_t i = 0; i < n_; i++)
+      if (members_[i]->state == MemberState::kMissing) sb_.failed_members |= 1ull << i;
+    Status s = CheckpointLocked();
+    if (!s.ok()) {
+      closed_ = true;
+      return s.Annotate("initial checkpoint");
+    }
+    if (opts_.background_checkpoints) bg_ = std::thread([this] { BackgroundLoop(); });
+  }
+  return Status::Ok();
+}
+
+Status PoolImpl::Close() {
+  {
+    std::lock_guard<std::mutex> l(bg_mu_);
+    bg_stop_ = true;
+  }
+  bg_cv_.notify_all();
+  if (bg_.joinable()) bg_.join();
+  Status s;
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    if (closed_) return Status::Ok();
+    if (!read_only_ && fatal_.ok()) s = CheckpointLocked();
+    closed_ = true;
+  }
+  for (auto& m : members_) m->dev.reset();
+  return s;
+}
+
+void PoolImpl::BackgroundLoop() {
+  std::unique_lock<std::mutex> l(bg_mu_);
+  while (!bg_stop_) {
+    bg_cv_.wait_for(l, std::chrono::milliseconds(kBackgroundFlushMs));
+    if (bg_stop_) break;
+    l.unlock();
+    Status s = Flush();
+    if (!s.ok()) spdlog::error("background flush: {}", s.ToString());
+    l.lock();
+  }
+}
+
+// ============================================================================================
+// Members and geometry
+// ============================================================================================
+
+bool PoolImpl::ColumnReadable(uint32_t seg, uint32_t member) const {
+  const Member& m = *members_[member];
+  if (!m.dev) return false;
+  if (m.state != MemberState::kOnline && m.state != MemberState::kRebuilding) return false;
+  return !(stale_[seg] >> member & 1);
+}
+
+bool PoolImpl::MemberWritable(uint32_t member) const {
+  const Member& m = *members_[member];
+  return m.dev && (m.state == MemberState::kOnline || m.state == MemberState::kRebuilding);
+}
+
+uint32_t PoolImpl::UnavailableMembers() const {
+  uint32_t n = 0;
+  for (auto& m : members_) if (m->state != MemberState::kOnline) n++;
+  return n;
+}
+
+Status PoolImpl::CheckWritable() const {
+  if (closed_) return Status::InvalidArgument("pool is closed");
+  if (read_only_) return fatal_.ok() ? Status::ReadOnly("pool is open read-only") : Status::ReadOnly(fatal_.ToString());
+  return Status::Ok();
+}
+
+Status PoolImpl::FailMemberLocked(uint32_t index, const Status& why) {
+  Member& m = *members_[index];
+  if (m.state == MemberState::kFailed) return Status::Ok();
+  spdlog::error("{} failed: {}", MemberName(index, m.dev.get()), why.ToString());
+  m.state = MemberState::kFailed;
+  sb_.failed_members |= 1ull << index;
+  sb_.rebuilding_members &= ~(1ull << index);
+  for (auto& s : stale_) s |= 1ull << index;
+  if (UnavailableMembers() > m_) {
+    fatal_ = Status::IOError("more than " + std::to_string(m_) + " members failed; pool is read-only");
+    read_only_ = true;
+    return fatal_;
+  }
+  // Record the failure so the member is not trusted again without a rebuild.
+  return WriteSuperblocksLocked();
+}
+
+Status PoolImpl::FailMember(uint32_t index) {
+  if (index >= n_) return Status::InvalidArgument("no member " + std::to_string(index));
+  std::lock_guard<std::mutex> l(write_mu_);
+  return FailMemberLocked(index, Status::IOError("failed by administrator"));
+}
+
+// ============================================================================================
+// Segment I/O
+// ============================================================================================
+
+Status PoolImpl::WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data) {
+  assert(nrows >= 1 && nrows <= batch_rows_);
+  assert(first_row + nrows <= StripesPerSegment());
+  const uint64_t sdb = StripeDataBytes();
+  std::vector<uint8_t*> dp(k_), pp(m_);
+  for (uint32_t r = 0; r < nrows; r++) {
+    for (uint32_t c = 0; c < k_; c++) {
+      std::memcpy(col_bufs_[c].get() + uint64_t(r) * chunk_, data + r * sdb + uint64_t(c) * chunk_, chunk_);
+      dp[c] = col_bufs_[c].get() + uint64_t(r) * chunk_;
+    }
+    for (uint32_t c = 0; c < m_; c++) pp[c] = col_bufs_[k_ + c].get() + uint64_t(r) * chunk_;
+    ec_->Encode(chunk_, dp.data(), pp.data());
+  }
+  IoWaiter waiter;
+  std::vector<IoRequest> reqs(w_);
+  std::vector<uint32_t> member_of(w_, UINT32_MAX);
+  uint32_t count = 0;
+  for (uint32_t c = 0; c < w_; c++) {
+    uint32_t mi = place_.MemberOf(seg, c);
+    if (!MemberWritable(mi)) continue;
+    IoRequest& r = reqs[c];
+    r.op = IoOp::kWrite;
+    r.offset_bytes = place_.ColumnOffset(seg, c) + uint64_t(first_row) * chunk_;
+    r.length_bytes = nrows * chunk_;
+    r.buf = col_bufs_[c].get();
+    r.waiter = &waiter;
+    member_of[c] = mi;
+    count++;
+  }
+  waiter.Add(count);
+  for (uint32_t c = 0; c < w_; c++) {
+    if (member_of[c] == UINT32_MAX) continue;
+    IoRequest* rp = &reqs[c];
+    members_[member_of[c]]->dev->Submit(&rp, 1);
+  }
+  waiter.Wait();
+  for (uint32_t c = 0; c < w_; c++) {
+    if (member_of[c] == UINT32_MAX || reqs[c].status.ok()) continue;
+    members_[member_of[c]]->write_errors++;
+    ASTRA_RETURN_IF_ERROR(FailMemberLocked(member_of[c], reqs[c].status));
+  }
+  return Status::Ok();
+}
+
+void PoolImpl::ReadRow(uint32_t seg, uint32_t row, uint8_t* const* chunks, std::vector<uint32_t>* erased) {
+  IoWaiter waiter;
+  std::vector<IoRequest> reqs(w_);
+  std::vector<bool> issued(w_, false);
+  uint32_t count = 0;
+  for (uint32_t c = 0; c < w_; c++) {
+    uint32_t mi = place_.MemberOf(seg, c);
+    if (!ColumnReadable(seg, mi)) continue;
+    reqs[c] = IoRequest{IoOp::kRead, place_.ColumnOffset(seg, c) + uint64_t(row) * chunk_, chunk_, chunks[c], {}, &waiter};
+    issued[c] = true;
+    count++;
+  }
+  waiter.Add(count);
+  for (uint32_t c = 0; c < w_; c++) {
+    if (!issued[c]) continue;
+    IoRequest* rp = &reqs[c];
+    members_[place_.MemberOf(seg, c)]->dev->Submit(&rp, 1);
+  }
+  waiter.Wait();
+  for (uint32_t c = 0; c < w_; c++) {
+    if (!issued[c] || !reqs[c].status.ok()) {
+      if (issued[c]) members_[place_.MemberOf(seg, c)]->read_errors++;
+      erased->push_back(c);
+    }
+  }
+}
+
+Status PoolImpl::ReadStored(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out, bool* rebuilt) {
+  *rebuilt = false;
+  const uint64_t sdb = StripeDataBytes();
+  struct Piece { IoRequest req; uint32_t out_off, skip, len, member; };
+  std::vector<Piece> pieces;
+  uint64_t d = off;
+  const uint64_t end = uint64_t(off) + len;
+  bool need_reconstruct = false;
+  while (d < end) {
+    uint64_t row = d / sdb, within = d % sdb;
+    uint32_t col = uint32_t(within / chunk_), in = uint32_t(within % chunk_);
+    uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, end - d));
+    uint32_t mi = place_.MemberOf(seg, col);
+    if (!ColumnReadable(seg, mi)) { need_reconstruct = true; break; }
+    uint64_t dev_off = place_.ColumnOffset(seg, col) + row * chunk_ + in;
+    uint64_t a0 = AlignDown(dev_off, kBlockBytes), a1 = AlignUp(dev_off + plen, kBlockBytes);
+    Piece p{};
+    p.req.op = IoOp::kRead;
+    p.req.offset_bytes = a0;
+    p.req.length_bytes = uint32_t(a1 - a0);
+    p.out_off = uint32_t(d - off);
+    p.skip = uint32_t(dev_off - a0);
+    p.len = plen;
+    p.member = mi;
+    pieces.push_back(p);
+    d += plen;
+  }
+  if (!need_reconstruct) {
+    IoWaiter waiter;
+    std::vector<AlignedBuf> bufs;
+    waiter.Add(uint32_t(pieces.size()));
+    for (auto& p : pieces) {
+      bufs.push_back(AllocAligned(p.req.length_bytes));
+      p.req.buf = bufs.back().get();
+      p.req.waiter = &waiter;
+      IoRequest* rp = &p.req;
+      members_[p.member]->dev->Submit(&rp, 1);
+    }
+    waiter.Wait();
+    for (size_t i = 0; i < pieces.size(); i++) {
+      auto& p = pieces[i];
+      if (!p.req.status.ok()) {
+        members_[p.member]->read_errors++;
+        need_reconstruct = true;
+        continue;
+      }
+      std::memcpy(out + p.out_off, bufs[i].get() + p.skip, p.len);
+    }
+    if (!need_reconstruct) {
+      if (Crc32c(out, len) == crc) return Status::Ok();
+      // Bytes read fine but do not match: a silent corruption somewhere in those chunks.
+      for (auto& p : pieces) members_[p.member]->checksum_errors++;
+    }
+  }
+  Status s = Reconstruct(seg, off, len, crc, out);
+  if (s.ok()) {
+    *rebuilt = true;
+    repaired_++;
+  }
+  return s;
+}
+
+Status PoolImpl::Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out) {
+  const uint64_t sdb = StripeDataBytes();
+  const uint32_t row0 = uint32_t(off / sdb), row1 = uint32_t((uint64_t(off) + len - 1) / sdb);
+  const uint32_t rows = row1 - row0 + 1;
+  std::vector<std::vector<AlignedBuf>> raw(rows), work(rows);
+  std::vector<std::vector<uint32_t>> erased(rows);
+  std::vector<std::pair<uint32_t, uint32_t>> candidates;  // (row index, data column) the extent touches
+  for (uint32_t r = 0; r < rows; r++) {
+    std::vector<uint8_t*> ptrs(w_);
+    for (uint32_t c = 0; c < w_; c++) {
+      raw[r].push_back(AllocAligned(chunk_));
+      work[r].push_back(AllocAligned(chunk_));
+      ptrs[c] = raw[r][c].get();
+    }
+    ReadRow(seg, row0 + r, ptrs.data(), &erased[r]);
+    if (erased[r].size() > m_)
+      return Status::Corruption("segment " + std::to_string(seg) + " stripe " + std::to_string(row0 + r) +
+                                ": " + std::to_string(erased[r].size()) + " chunks unreadable, more than parity " +
+                                std::to_string(m_)).WithDataLoss();
+  }
+  for (uint64_t d = off; d < uint64_t(off) + len;) {
+    uint32_t r = uint32_t(d / sdb) - row0, c = uint32_t((d % sdb) / chunk_);
+    if (std::find(candidates.begin(), candidates.end(), std::make_pair(r, c)) == candidates.end())
+      candidates.emplace_back(r, c);
+    d = AlignDown(d, chunk_) + chunk_;
+  }
+  // Try the known erasures first, then additionally suspect each subset of the touched data
+  // chunks (smallest first): the checksum tells which reconstruction is right (invariant 2).
+  const uint32_t nc = uint32_t(candidates.size());
+  std::vector<uint32_t> masks;
+  for (uint32_t mask = 0; mask < (1u << nc); mask++) masks.push_back(mask);
+  std::stable_sort(masks.begin(), masks.end(), [](uint32_t a, uint32_t b) { return __builtin_popcount(a) < __builtin_popcount(b); });
+  for (uint32_t mask : masks) {
+    bool feasible = true;
+    for (uint32_t r = 0; r < rows && feasible; r++) {
+      std::vector<uint32_t> er = erased[r];
+      for (uint32_t i = 0; i < nc; i++)
+        if ((mask >> i & 1) && candidates[i].first == r &&
+            std::find(er.begin(), er.end(), candidates[i].second) == er.end())
+          er.push_back(candidates[i].second);
+      if (er.size() > m_) { feasible = false; break; }
+      std::vector<uint8_t*> ptrs(w_);
+      for (uint32_t c = 0; c < w_; c++) {
+        std::memcpy(work[r][c].get(), raw[r][c].get(), chunk_);
+        ptrs[c] = work[r][c].get();
+      }
+      if (!er.empty() && !ec_->Reconstruct(chunk_, ptrs.data(), er).ok()) feasible = false;
+    }
+    if (!feasible) continue;
+    for (uint64_t d = off; d < uint64_t(off) + len;) {
+      uint32_t r = uint32_t(d / sdb) - row0, c = uint32_t((d % sdb) / chunk_), in = uint32_t(d % chunk_);
+      uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, uint64_t(off) + len - d));
+      std::memcpy(out + (d - off), work[r][c].get() + in, plen);
+      d += plen;
+    }
+    if (Crc32c(out, len) == crc) return Status::Ok();
+  }
+  return Status::Corruption("segment " + std::to_string(seg) + " offset " + std::to_string(off) +
+                            ": checksum mismatch that parity cannot repair").WithDataLoss();
+}
+
+Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* block) {
+  switch (x.flags & kExtentCompressionMask) {
+    case kExtentRaw:
+      if (x.length != kBlockBytes) return Status::Corruption("raw extent with length " + std::to_string(x.length));
+      std::memcpy(block, stored, kBlockBytes);
+      return Status::Ok();
+    case kExtentZstd:
+      if (!ThreadCodec().Decompress(stored, x.length, block))
+        return Status::Corruption("compressed extent does not decompress to one block");
+      return Status::Ok();
+    default:
+      return Status::Corruption("unknown compression in extent flags");
+  }
+}
+
+// ============================================================================================
+// Read path
+// ============================================================================================
+
+Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
+  if (count > kBlocksPerIoMax) return Status::InvalidArgument("read of more than 256 blocks");
+  if (closed_) return Status::InvalidArgument("pool is closed");
+  auto* out = static_cast<uint8_t*>(buf);
+  struct Want { uint32_t i; uint32_t id; Extent x; };
+  std::vector<Want> wants;
+  std::vector<std::pair<uint32_t, uint32_t>> relocate;  // (id, block index) rebuilt: repair later
+  {
+    std::shared_lock<std::shared_mutex> reclaim(reclaim_mu_);
+    {
+      std::shared_lock<std::shared_mutex> l(mu_);
+      for (uint32_t i = 0; i < count; i++) {
+        uint32_t id = state_.Lookup(obj, block + i);
+        uint8_t* dst = out + uint64_t(i) * kBlockBytes;
+        if (id == kHoleId) {
+          std::memset(dst, 0, kBlockBytes);
+          continue;
+        }
+        const Extent& x = state_.extent(id);
+        if (x.segment == open_.seg && x.offset + x.length > open_.disk_pos) {
+          // Still in the write buffer (not on the devices yet).
+          uint8_t tmp[kBlockBytes];
+          std::memcpy(tmp, seg_buf_.get() + (x.offset - open_.buf_base), x.length);
+          if (Crc32c(tmp, x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
+          ASTRA_RETURN_IF_ERROR(DecodeBlock(x, tmp, dst));
+          continue;
+        }
+        wants.push_back({i, id, x});
+      }
+    }
+    // Device reads, all blocks of the request in flight at once.
+    if (!wants.empty()) {
+      const uint64_t sdb = StripeDataBytes();
+      struct Piece { IoRequest req; uint32_t want, out_off, skip, len, member; };
+      std::vector<Piece> pieces;
+      std::vector<bool> slow(wants.size(), false);
+      std::vector<std::array<uint8_t, kBlockBytes>> stored(wants.size());
+      for (uint32_t wi = 0; wi < wants.size(); wi++) {
+        const Extent& x = wants[wi].x;
+        size_t first = pieces.size();
+        for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length;) {
+          uint64_t row = d / sdb, within = d % sdb;
+          uint32_t col = uint32_t(within / chunk_), in = uint32_t(within % chunk_);
+          uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, uint64_t(x.offset) + x.length - d));
+          uint32_t mi = place_.MemberOf(x.segment, col);
+          if (!ColumnReadable(x.segment, mi)) { slow[wi] = true; break; }
+          uint64_t dev_off = place_.ColumnOffset(x.segment, col) + row * chunk_ + in;
+          uint64_t a0 = AlignDown(dev_off, kBlockBytes), a1 = AlignUp(dev_off + plen, kBlockBytes);
+          Piece p{};
+          p.req.op = IoOp::kRead;
+          p.req.offset_bytes = a0;
+          p.req.length_bytes = uint32_t(a1 - a0);
+          p.want = wi;
+          p.out_off = uint32_t(d - x.offset);
+          p.skip = uint32_t(dev_off - a0);
+          p.len = plen;
+          p.member = mi;
+          pieces.push_back(p);
+          d += plen;
+        }
+        if (slow[wi]) pieces.resize(first);
+      }
+      // Coalesce nothing for now: one request per piece; buffers from one arena.
+      uint64_t arena_bytes = 0;
+      for (auto& p : pieces) arena_bytes += p.req.length_bytes;
+      AlignedBuf arena = AllocAligned(std::max<uint64_t>(arena_bytes, kBlockBytes));
+      IoWaiter waiter;
+      waiter.Add(uint32_t(pieces.size()));
+      uint64_t at = 0;
+      for (auto& p : pieces) {
+        p.req.buf = arena.get() + at;
+        p.req.waiter = &waiter;
+        at += p.req.length_bytes;
+      }
+      for (auto& p : pieces) {
+        IoRequest* rp = &p.req;
+        members_[p.member]->dev->Submit(&rp, 1);
+      }
+      waiter.Wait();
+      for (auto& p : pieces) {
+        if (!p.req.status.ok()) {
+          members_[p.member]->read_errors++;
+          slow[p.want] = true;
+          continue;
+        }
+        std::memcpy(stored[p.want].data() + p.out_off, static_cast<uint8_t*>(p.req.buf) + p.skip, p.len);
+      }
+      for (uint32_t wi = 0; wi < wants.size(); wi++) {
+        const Extent& x = wants[wi].x;
+        if (!slow[wi] && Crc32c(stored[wi].data(), x.length) != x.crc) {
+          for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length; d = AlignDown(d, chunk_) + chunk_)
+            members_[place_.MemberOf(x.segment, uint32_t((d % sdb) / chunk_))]->checksum_errors++;
+          slow[wi] = true;
+        }
+        if (slow[wi]) {
+          ASTRA_RETURN_IF_ERROR(Reconstruct(x.segment, x.offset, x.length, x.crc, stored[wi].data())
+                                    .Annotate("object " + std::to_string(obj) + " block " +
+                                              std::to_string(block + wants[wi].i)));
+          repaired_++;
+          relocate.emplace_back(wants[wi].id, wi);
+        }
+        ASTRA_RETURN_IF_ERROR(DecodeBlock(x, stored[wi].data(), out + uint64_t(wants[wi].i) * kBlockBytes)
+                                  .Annotate("object " + std::to_string(obj) + " block " +
+                                            std::to_string(block + wants[wi].i)));
+      }
+      // Repair: rewrite rebuilt extents elsewhere (never in place), after the read locks drop.
+      if (!relocate.empty() && !read_only_) {
+        std::vector<std::pair<uint32_t, std::vector<uint8_t>>> todo;
+        for (auto& [id, wi] : relocate)
+          todo.emplace_back(id, std::vector<uint8_t>(stored[wi].begin(), stored[wi].begin() + wants[wi].x.length));
+        reclaim.unlock();
+        std::lock_guard<std::mutex> wl(write_mu_);
+        for (auto& [id, bytes] : todo) {
+          Extent now;
+          {
+            std::shared_lock<std::shared_mutex> l(mu_);
+            if (!state_.ExtentUsed(id)) continue;
+            now = state_.extent(id);
+          }
+          if (now.crc != Crc32c(bytes.data(), bytes.size()) || now.length != bytes.size()) continue;
+          Status s = RelocateLocked(id, bytes.data(), uint32_t(bytes.size()));
+          if (!s.ok()) spdlog::warn("repair of extent {}: {}", id, s.ToString());
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status PoolImpl::ReadExtentBlockLocked(uint32_t id, uint8_t* block) {
+  Extent x;
+  uint8_t stored[kBlockBytes];
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    x = state_.extent(id);
+    if (x.segment == open_.seg && x.offset + x.length > open_.disk_pos) {
+      std::memcpy(stored, seg_buf_.get() + (x.offset - open_.buf_base), x.length);
+      return DecodeBlock(x, stored, block);
+    }
+  }
+  bool rebuilt = false;
+  ASTRA_RETURN_IF_ERROR(ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt));
+  if (rebuilt && !read_only_) RelocateLocked(id, stored, x.length).IgnoreError();
+  return DecodeBlock(x, stored, block);
+}
+
+// ============================================================================================
+// Write path
+// ============================================================================================
+
+void PoolImpl::ApplyLocked(Encoder& rec) {
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    size_t pos = 0;
+    const auto& b = rec.buf();
+    while (pos < b.size()) {
+      uint32_t body = GetU32(b.data() + pos + 1);
+      Status s = state_.Apply(b.data() + pos, 5 + body);
+      assert(s.ok() && "live records always apply");
+      s.IgnoreError();
+      pos += 5 + body;
+      pending_records_++;
+    }
+  }
+  pending_.Bytes(rec.buf().data(), rec.size());
+  rec.Clear();
+}
+
+uint32_t PoolImpl::ReserveSegments() const {
+  // Room for a checkpoint image (estimated from the metadata size) plus two spare segments.
+  uint64_t meta = state_.used_extents() * 40 + state_.mapped_blocks() * 6 + state_.catalog().size() * 96 +
+                  state_.segments() * 6 + 4096;
+  for (const auto& [k, v] : state_.catalog()) { (void)k; (void)v; break; }
+  return uint32_t(meta / SegmentDataBytes() + 3);
+}
+
+Status PoolImpl::EnsureSpaceLocked(uint64_t bytes) {
+  auto available = [&]() -> uint64_t {
+    uint64_t free_segs = state_.free_segments().size();
+    uint64_t reserve = ReserveSegments();
+    uint64_t in_open = open_.seg == kNoSegment ? 0 : SegmentDataBytes() - open_.pos;
+    return (free_segs > reserve ? (free_segs - reserve) * SegmentDataBytes() : 0) + in_open;
+  };
+  if (available() >= bytes) return Status::Ok();
+  // Segments freed since the last checkpoint become reusable after the next one.
+  bool pending_free = false;
+  for (uint32_t s = 0; s < state_.segments() && !pending_free; s++)
+    pending_free = state_.seg(s).state == SegState::kFreePending;
+  if (pending_free) {
+    ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+    if (available() >= bytes) return Status::Ok();
+  }
+  return Status::NoSpace("pool " + UuidToString(sb_.pool_uuid) + " is full");
+}
+
+Status PoolImpl::OpenNewSegmentLocked() {
+  uint32_t reserve = ReserveSegments();
+  if (state_.free_segments().size() <= reserve) return Status::NoSpace("no free segment");
+  uint32_t s = *state_.free_segments().begin();
+  Encoder e;
+  MetaState::RecSegOpen(&e, s, SegKind::kData);
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    // Columns on members that get this segment's writes are valid from now on.
+    for (uint32_t i = 0; i < n_; i++)
+      if (MemberWritable(i) && members_[i]->state == MemberState::kOnline) stale_[s] &= ~(1ull << i);
+      else stale_[s] |= 1ull << i;
+    open_ = OpenSegment{s, 0, 0, 0};
+  }
+  ApplyLocked(e);
+  return Status::Ok();
+}
+
+Status PoolImpl::WriteOutLocked(bool pad_partial) {
+  if (open_.seg == kNoSegment) return Status::Ok();
+  const uint64_t sdb = StripeDataBytes();
+  if (pad_partial && open_.pos % sdb) {
+    uint64_t padded = AlignUp(open_.pos, sdb);
+    std::memset(seg_buf_.get() + (open_.pos - open_.buf_base), 0, padded - open_.pos);
+    open_.pos = padded;
+  }
+  uint64_t full = AlignDown(open_.pos, sdb);
+  while (open_.disk_pos < full) {
+    uint32_t first_row = uint32_t(open_.disk_pos / sdb);
+    uint32_t nrows = uint32_t(std::min<uint64_t>((full - open_.disk_pos) / sdb, batch_rows_));
+    ASTRA_RETURN_IF_ERROR(WriteRows(open_.seg, first_row, nrows, seg_buf_.get() + (open_.disk_pos - open_.buf_base)));
+    dirty_ = true;
+    std::unique_lock<std::shared_mutex> l(mu_);
+    open_.disk_pos += uint64_t(nrows) * sdb;
+    // Keep one written stripe in the buffer: an extent (<= 4 KiB) straddling disk_pos starts there.
+    uint64_t new_base = open_.disk_pos >= sdb ? open_.disk_pos - sdb : 0;
+    if (new_base > open_.buf_base) {
+      std::memmove(seg_buf_.get(), seg_buf_.get() + (new_base - open_.buf_base), open_.pos - new_base);
+      open_.buf_base = new_base;
+    }
+  }
+  return Status::Ok();
+}
+
+Status PoolImpl::SealOpenSegmentLocked() {
+  if (open_.seg == kNoSegment) return Status::Ok();
+  ASTRA_RETURN_IF_ERROR(WriteOutLocked(/*pad_partial=*/true));
+  Encoder e;
+  MetaState::RecSegAdvance(&e, open_.seg, uint32_t(open_.disk_pos / StripeDataBytes()));
+  MetaState::RecSegSeal(&e, open_.seg);
+  ApplyLocked(e);
+  std::unique_lock<std::shared_mutex> l(mu_);
+  open_ = OpenSegment{};
+  return Status::Ok();
+}
+
+Status PoolImpl::AppendLocked(const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off) {
+  if (open_.seg != kNoSegment && open_.pos + len > SegmentDataBytes()) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked());
+  if (open_.seg == kNoSegment) ASTRA_RETURN_IF_ERROR(OpenNewSegmentLocked());
+  if (open_.pos + len - open_.buf_base > seg_buf_bytes_) ASTRA_RETURN_IF_ERROR(WriteOutLocked(false));
+  assert(open_.pos + len - open_.buf_base <= seg_buf_bytes_);
+  std::memcpy(seg_buf_.get() + (open_.pos - open_.buf_base), bytes, len);
+  *seg = open_.seg;
+  *off = uint32_t(open_.pos);
+  open_.pos += len;  // published to readers only through the extent record applied later
+  if (open_.pos - open_.disk_pos >= uint64_t(batch_rows_) * StripeDataBytes())
+    ASTRA_RETURN_IF_ERROR(WriteOutLocked(false));
+  return Status::Ok();
+}
+
+Status PoolImpl::RelocateLocked(uint32_t id, const uint8_t* stored, uint32_t len) {
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(len));
+  uint32_t seg, off;
+  ASTRA_RETURN_IF_ERROR(AppendLocked(stored, len, &seg, &off));
+  Encoder e;
+  MetaState::RecExtentMove(&e, id, seg, off);
+  ApplyLocked(e);
+  return Status::Ok();
+}
+
+Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) {
+  if (count == 0) return Status::Ok();
+  if (count > kBlocksPerIoMax) return Status::InvalidArgument("write of more than 256 blocks");
+  if (block > (UINT64_MAX >> 13) - count) return Status::InvalidArgument("block number out of range");
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(uint64_t(count) * kBlockBytes));
+  const auto* in = static_cast<const uint8_t*>(buf);
+  std::vector<uint32_t> ids(count, kHoleId);
+  uint64_t zeros = 0;
+  Encoder rec;
+  uint8_t cbuf[kBlockBytes];
+  uint8_t cmp[kBlockBytes];
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t* b = in + uint64_t(i) * kBlockBytes;
+    if (IsZeroBlock(b)) {
+      zeros++;
+      continue;
+    }
+    uint64_t fp = 0;
+    if (sb_.dedup) {
+      fp = opts_.force_fingerprint ? *opts_.force_fingerprint : Fingerprint(b);
+      uint32_t cand = state_.DedupLookup(fp);
+      if (cand != kHoleId) {
+        // The index is a hint: share only after comparing the bytes (invariant 3).
+        Status s = ReadExtentBlockLocked(cand, cmp);
+        if (s.ok() && std::memcmp(cmp, b, kBlockBytes) == 0) {
+          ids[i] = cand;
+          continue;
+        }
+        if (!s.ok()) spdlog::warn("dedup candidate extent {} unreadable: {}", cand, s.ToString());
+      }
+    }
+    uint32_t len = 0;
+    uint8_t flags = kExtentRaw;
+    const uint8_t* stored = b;
+    if (sb_.compression == uint8_t(Compression::kZstd)) {
+      len = codec_->Compress(b, cbuf);
+      if (len) {
+        flags = kExtentZstd;
+        stored = cbuf;
+      }
+    }
+    if (!len) len = kBlockBytes;
+    Extent x;
+    x.length = uint16_t(len);
+    x.flags = flags;
+    x.crc = Crc32c(stored, len);
+    x.fingerprint = fp;
+    Status s = AppendLocked(stored, len, &x.segment, &x.offset);
+    if (!s.ok()) {
+      // Map what is already stored, so no extent is left without a reference.
+      if (i > 0) {
+        MetaState::RecMap(&rec, obj, block, ids.data(), i);
+        ApplyLocked(rec);
+      }
+      return s;
+    }
+    uint32_t id;
+    {
+      std::unique_lock<std::shared_mutex> l(mu_);
+      id = state_.PeekFreeExtentId();
+    }
+    if (id >= kExtentsMax) return Status::NoSpace("extent table full");
+    MetaState::RecNewExtent(&rec, id, x);
+    ApplyLocked(rec);
+    ids[i] = id;
+  }
+  MetaState::RecMap(&rec, obj, block, ids.data(), count);
+  if (zeros) MetaState::RecZeroBlocks(&rec, zeros);
+  ApplyLocked(rec);
+  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  return Status::Ok();
+}
+
+Status PoolImpl::Trim(ObjectId obj, uint64_t block, uint64_t count) {
+  if (count == 0) return Status::Ok();
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  Encoder rec;
+  MetaState::RecTrim(&rec, obj, block, count);
+  ApplyLocked(rec);
+  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  return Status::Ok();
+}
+
+Status PoolImpl::CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint64_t dst_block, uint64_t count) {
+  if (count == 0) return Status::Ok();
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  Encoder rec;
+  MetaState::RecClone(&rec, src, src_block, dst, dst_block, count);
+  ApplyLocked(rec);
+  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  return Status::Ok();
+}
+
+uint64_t PoolImpl::ObjectBlockEnd(ObjectId obj) {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  const auto& m = state_.map();
+  auto it = m.lower_bound(MapKey{obj + 1, 0});
+  if (it == m.begin()) return 0;
+  --it;
+  return it->first.obj == obj ? it->first.block + 1 : 0;
+}
+
+std::optional<uint64_t> PoolImpl::NextMappedBlock(ObjectId obj, uint64_t block) {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  auto it = state_.map().lower_bound(MapKey{obj, block});
+  if (it == state_.map().end() || it->first.obj != obj) return std::nullopt;
+  return it->first.block;
+}
+
+uint64_t PoolImpl::ObjectMappedBlocks(ObjectId obj) {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  uint64_t n = 0;
+  for (auto it = state_.map().lower_bound(MapKey{obj, 0}); it != state_.map().end() && it->first.obj == obj; ++it) n++;
+  return n;
+}
+
+// ============================================================================================
+// Catalogue
+// ============================================================================================
+
+Result<std::string> PoolImpl::Get(std::string_view key) {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  auto it = state_.catalog().find(std::string(key));
+  if (it == state_.catalog().end()) return Status::NotFound("no catalogue key");
+  return it->second;
+}
+
+Status PoolImpl::Scan(std::string_view begin, std::string_view end,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) {
+  // Copy out in chunks so fn may call back into the pool.
+  std::string from(begin);
+  bool first = true;
+  while (true) {
+    std::vector<std::pair<std::string, std::string>> batch;
+    {
+      std::shared_lock<std::shared_mutex> l(mu_);
+      const auto& c = state_.catalog();
+      auto it = first ? c.lower_bound(from) : c.upper_bound(from);
+      for (; it != c.end() && batch.size() < 256; ++it) {
+        if (!end.empty() && std::string_view(it->first) >= end) break;
+        batch.emplace_back(it->first, it->second);
+      }
+    }
+    first = false;
+    if (batch.empty()) return Status::Ok();
+    for (auto& [k, v] : batch)
+      if (!fn(k, v)) return Status::Ok();
+    if (batch.size() < 256) return Status::Ok();
+    from = batch.back().first;
+  }
+}
+
+Status PoolImpl::Commit(const CatalogTxn& txn) {
+  for (const auto& op : txn.ops) {
+    if (op.key.size() > kCatalogKeyBytesMax) return Status::InvalidArgument("catalogue key too long");
+    if (op.value.size() > kCatalogValueBytesMax) return Status::InvalidArgument("catalogue value too long");
+  }
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    for (const auto& k : txn.expect_absent)
+      if (state_.catalog().count(k)) return Status::Aborted("catalogue key exists");
+  }
+  Encoder rec;
+  MetaState::RecCatalog(&rec, txn);
+  ApplyLocked(rec);
+  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  return Status::Ok();
+}
+
+Result<uint64_t> PoolImpl::AllocateId() {
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  uint64_t id = state_.next_id();
+  Encoder rec;
+  MetaState::RecNextId(&rec, id + 1);
+  ApplyLocked(rec);
+  return id;
+}
+
+// ============================================================================================
+// Flush, journal, checkpoint, superblocks
+// ============================================================================================
+
+Status PoolImpl::Flush() {
+  std::lock_guard<std::mutex> wl(write_mu_);
+  if (closed_) return Status::InvalidArgument("pool is closed");
+  if (read_only_) return fatal_.ok() ? Status::Ok() : fatal_;
+  return FlushLocked();
+}
+
+Status PoolImpl::FlushLocked() {
+  if (pending_records_ == 0 && !dirty_ && (open_.seg == kNoSegment || open_.pos == open_.disk_pos))
+    return Status::Ok();
+  // 1. Data: pad the open stripe and write it out; then make it stable on every member.
+  ASTRA_RETURN_IF_ERROR(WriteOutLocked(/*pad_partial=*/true));
+  if (open_.seg != kNoSegment) {
+    Encoder e;
+    MetaState::RecSegAdvance(&e, open_.seg, uint32_t(open_.disk_pos / StripeDataBytes()));
+    ApplyLocked(e);
+  }
+  {
+    IoWaiter waiter;
+    std::vector<IoRequest> reqs(n_);
+    std::vector<bool> issued(n_, false);
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n_; i++) {
+      if (!MemberWritable(i)) continue;
+      reqs[i] = IoRequest{IoOp::kFlush, 0, 0, nullptr, {}, &waiter};
+      issued[i] = true;
+      count++;
+    }
+    waiter.Add(count);
+    for (uint32_t i = 0; i < n_; i++) {
+      if (!issued[i]) continue;
+      IoRequest* rp = &reqs[i];
+      members_[i]->dev->Submit(&rp, 1);
+    }
+    waiter.Wait();
+    for (uint32_t i = 0; i < n_; i++)
+      if (issued[i] && !reqs[i].status.ok()) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, reqs[i].status));
+  }
+  dirty_ = false;
+  // 2. Metadata: the journal batch that references the data, on every member, then stable.
+  ASTRA_RETURN_IF_ERROR(WriteJournalBatchLocked());
+  if (journal_used_ > sb_.journal_bytes / 2) return CheckpointLocked();
+  return Status::Ok();
+}
+
+Status PoolImpl::WriteJournalBatchLocked() {
+  if (pending_records_ == 0) return Status::Ok();
+  uint32_t payload = uint32_t(pending_.size());
+  uint32_t bytes = BatchBytes(payload);
+  uint64_t pos = journal_pos_;
+  uint64_t waste = 0;
+  if (pos + bytes > sb_.journal_bytes) {
+    waste = sb_.journal_bytes - pos;
+    pos = 0;
+  }
+  // Never overwrite batches the newest checkpoint still needs: checkpoint instead.
+  if (bytes > sb_.journal_bytes / 4 || journal_used_ + waste + bytes > sb_.journal_bytes - kBlockBytes)
+    return CheckpointLocked();
+  AlignedBuf buf = AllocAligned(bytes);
+  EncodeBatch(pool_tag_, next_seq_, pending_.buf().data(), payload, pending_records_, buf.get());
+  IoWaiter waiter;
+  std::vector<IoRequest> reqs(2 * n_);
+  std::vector<bool> issued(n_, false);
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < n_; i++) {
+    if (!MemberWritable(i)) continue;
+    reqs[i] = IoRequest{IoOp::kWrite, sb_.journal_offset_bytes + pos, bytes, buf.get(), {}, &waiter};
+    issued[i] = true;
+    count++;
+  }
+  waiter.Add(count);
+  for (uint32_t i = 0; i < n_; i++) {
+    if (!issued[i]) continue;
+    IoRequest* rp = &reqs[i];
+    members_[i]->dev->Submit(&rp, 1);
+  }
+  waiter.Wait();
+  for (uint32_t i = 0; i < n_; i++)
+    if (issued[i] && !reqs[i].status.ok()) {
+      members_[i]->write_errors++;
+      ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, reqs[i].status));
+      issued[i] = false;
+    }
+  IoWaiter fw;
+  count = 0;
+  for (uint32_t i = 0; i < n_; i++) {
+    if (!issued[i] || !MemberWritable(i)) continue;
+    reqs[n_ + i] = IoRequest{IoOp::kFlush, 0, 0, nullptr, {}, &fw};
+    count++;
+  }
+  fw.Add(count);
+  for (uint32_t i = 0; i < n_; i++) {
+    if (!issued[i] || !MemberWritable(i)) continue;
+    IoRequest* rp = &reqs[n_ + i];
+    members_[i]->dev->Submit(&rp, 1);
+  }
+  fw.Wait();
+  for (uint32_t i = 0; i < n_; i++)
+    if (issued[i] && reqs[n_ + i].waiter && !reqs[n_ + i].status.ok())
+      ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, reqs[n_ + i].status));
+  journal_pos_ = pos + bytes;
+  if (journal_pos_ >= sb_.journal_bytes) journal_pos_ = 0;
+  journal_used_ += waste + bytes;
+  next_seq_++;
+  pending_.Clear();
+  pending_records_ = 0;
+  return Status::Ok();
+}
+
+Status PoolImpl::WriteSuperblocksLocked() {
+  sb_.generation++;
+  AlignedBuf buf = AllocAligned(kSuperblockBytes);
+  for (uint64_t off : {kSuperblockAOffset, kSuperblockBOffset}) {
+    IoWaiter waiter;
+    std::vector<IoRequest> reqs(n_);
+    std::vector<AlignedBuf> bufs(n_);
+    std::vector<bool> issued(n_, false);
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n_; i++) {
+      if (!MemberWritable(i)) continue;
+      Superblock m = sb_;
+      m.member_index = i;
+      m.member_uuid = members_[i]->uuid;
+      bufs[i] = AllocAligned(kSuperblockBytes);
+      EncodeSuperblock(m, bufs[i].get());
+      reqs[i] = IoRequest{IoOp::kWrite, off, kSuperblockBytes, bufs[i].get(), {}, &waiter};
+      issued[i] = true;
+      count++;
+    }
+    waiter.Add(count);
+    for (uint32_t i = 0; i < n_; i++)
+      if (issued[i]) { IoRequest* rp = &reqs[i]; members_[i]->dev->Submit(&rp, 1); }
+    waiter.Wait();
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < n_; i++) {
+      if (!issued[i]) continue;
+      Status s = reqs[i].status;
+      if (s.ok()) s = members_[i]->dev->Flush();
+      if (s.ok()) { ok++; members_[i]->sb_valid[off == kSuperblockAOffset ? 0 : 1] = true; continue; }
+      members_[i]->write_errors++;
+      // Mark failed without recursing into another superblock write: the next one records it.
+      members_[i]->state = MemberState::kFailed;
+      sb_.failed_members |= 1ull << i;
+      for (auto& st : stale_) st |= 1ull << i;
+    }
+    if (UnavailableMembers() > m_ || ok == 0) {
+      fatal_ = Status::IOError("cannot write superblocks to enough members; pool is read-only");
+      read_only_ = true;
+      return fatal_;
+    }
+  }
+  return Status::Ok();
+}
+
+Status PoolImpl::CheckpointLocked() {
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  // 1. Data stable (the checkpoint image references it).
+  ASTRA_RETURN_IF_ERROR(WriteOutLocked(true));
+  if (open_.seg != kNoSegment) {
+    Encoder e;
+    MetaState::RecSegAdvance(&e, open_.seg, uint32_t(open_.disk_pos / StripeDataBytes()));
+    ApplyLocked(e);
+  }
+  // 2. Image of everything applied so far (the pending journal records included).
+  Encoder img;
+  state_.Serialize(&img);
+  const uint64_t sdb = StripeDataBytes(), segb = SegmentDataBytes();
+  const uint64_t body = img.size();
+  const uint32_t root_bytes = 64 + 16 * uint32_t(body / segb + 2);
+  const uint64_t total = AlignUp(body, sdb) + AlignUp(root_bytes, sdb);
+  const uint32_t nsegs = uint32_t((total + segb - 1) / segb);
+  if (state_.free_segments().size() < nsegs)
+    return Status::NoSpace("no free segments for a checkpoint (" + std::to_string(nsegs) + " needed)");
+  std::vector<uint32_t> segs;
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    auto it = state_.free_segments().begin();
+    for (uint32_t i = 0; i < nsegs; i++) segs.push_back(*it++);
+    for (uint32_t s : segs) {
+      state_.MarkCheckpointSegment(s);
+      for (uint32_t i = 0; i < n_; i++) {
+        if (members_[i]->state == MemberState::kOnline) stale_[s] &= ~(1ull << i);
+        else stale_[s] |= 1ull << i;
+      }
+    }
+  }
+  // Lay the image out: body pieces fill segments in order; the root follows the body.
+  struct PieceLoc { uint32_t seg, off, len, crc; };
+  std::vector<PieceLoc> pieces;
+  std::vector<uint8_t> layout(size_t(nsegs) * segb, 0);
+  uint64_t at = 0;
+  for (uint64_t done = 0; done < body;) {
+    uint64_t seg_i = at / segb, in = at % segb;
+    uint32_t len = uint32_t(std::min<uint64_t>(segb - in, body - done));
+    std::memcpy(&layout[at], img.buf().data() + done, len);
+    pieces.push_back({segs[seg_i], uint32_t(in), len, Crc32c(img.buf().data() + done, len)});
+    done += len;
+    at += len;
+  }
+  at = AlignUp(at, sdb);
+  if (at % segb + root_bytes > segb) at = AlignUp(at, segb);
+  Encoder root;
+  root.U32(kRootMagic);
+  root.U64(next_seq_);
+  root.U64(body);
+  root.U32(Crc32c(img.buf().data(), body));
+  root.U32(uint32_t(pieces.size()));
+  for (auto& p : pieces) { root.U32(p.seg); root.U32(p.off); root.U32(p.len); root.U32(p.crc); }
+  assert(root.size() <= root_bytes);
+  ExtentLoc root_loc{segs[at / segb], uint32_t(at % segb), uint32_t(root.size()), Crc32c(root.buf().data(), root.size())};
+  std::memcpy(&layout[at], root.buf().data(), root.size());
+  uint64_t used_end = at + root.size();
+  for (uint32_t si = 0; si < nsegs; si++) {
+    uint64_t seg_used = std::min<uint64_t>(segb, used_end > uint64_t(si) * segb ? used_end - uint64_t(si) * segb : 0);
+    uint32_t rows = uint32_t(AlignUp(seg_used, sdb) / sdb);
+    for (uint32_t r = 0; r < rows; r += batch_rows_) {
+      uint32_t nr = std::min(batch_rows_, rows - r);
+      ASTRA_RETURN_IF_ERROR(WriteRows(segs[si], r, nr, &layout[uint64_t(si) * segb + uint64_t(r) * sdb]));
+    }
+  }
+  for (uint32_t i = 0; i < n_; i++)
+    if (MemberWritable(i)) {
+      Status s = members_[i]->dev->Flush();
+      if (!s.ok()) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, s));
+    }
+  // 3. Switch: superblocks name the new checkpoint; the journal restarts where it stands.
+  Superblock prev = sb_;
+  sb_.checkpoint_root = root_loc;
+  sb_.journal_head_offset = journal_pos_;
+  sb_.journal_head_seq = next_seq_;
+  Status s = WriteSuperblocksLocked();
+  if (!s.ok()) {
+    sb_.checkpoint_root = prev.checkpoint_root;
+    sb_.journal_head_offset = prev.journal_head_offset;
+    sb_.journal_head_seq = prev.journal_head_seq;
+    return s;
+  }
+  pending_.Clear();
+  pending_records_ = 0;
+  journal_head_ = journal_pos_;
+  journal_used_ = 0;
+  // 4. What the old checkpoint and the old journal pinned is free now.
+  {
+    std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
+    std::unique_lock<std::shared_mutex> l(mu_);
+    state_.ReleaseAfterCheckpoint(ckpt_segments_);
+  }
+  ckpt_segments_ = segs;
+  return Status::Ok();
+}
+
+Status PoolImpl::Checkpoint() {
+  std::lock_guard<std::mutex> wl(write_mu_);
+  return CheckpointLocked();
+}
+
+Status PoolImpl::LoadCheckpoint() {
+  const ExtentLoc& r = sb_.checkpoint_root;
+  if (r.segment == kNoSegment) return Status::Ok();  // a new pool
+  const uint64_t segb = SegmentDataBytes();
+  if (r.length < 24 || r.length > 1u << 20 || uint64_t(r.offset) + r.length > segb)
+    return Status::Corruption("superblock: checkpoint root location out of range");
+  std::vector<uint8_t> root(r.length);
+  bool rebuilt;
+  ASTRA_RETURN_IF_ERROR(ReadStored(r.segment, r.offset, r.length, r.crc, root.data(), &rebuilt)
+                            .Annotate("checkpoint root (segment " + std::to_string(r.segment) + ")"));
+  Decoder d(root.data(), root.size());
+  if (d.U32() != kRootMagic) return Status::Corruption("checkpoint root: bad magic");
+  uint64_t seq = d.U64(), body = d.U64();
+  uint32_t crc = d.U32(), np = d.U32();
+  if (!d.ok() || seq != sb_.journal_head_seq || np > sb_.segments || body > uint64_t(np) * segb)
+    return Status::Corruption("checkpoint root: fields out of range");
+  std::vector<uint8_t> img(body);
+  uint64_t at = 0;
+  std::vector<uint32_t> segs{r.segment};
+  for (uint32_t i = 0; i < np; i++) {
+    uint32_t s = d.U32(), off = d.U32(), len = d.U32();
+    if (s >= sb_.segments || uint64_t(off) + len > segb || at + len > body)
+      return Status::Corruption("checkpoint root: piece out of range");
+    uint32_t pcrc = d.U32();
+    if (!d.ok()) return Status::Corruption("checkpoint root: truncated");
+    ASTRA_RETURN_IF_ERROR(ReadStored(s, off, len, pcrc, &img[at], &rebuilt)
+                              .Annotate("checkpoint piece in segment " + std::to_string(s)));
+    at += len;
+    if (std::find(segs.begin(), segs.end(), s) == segs.end()) segs.push_back(s);
+  }
+  if (at != body) return Status::Corruption("checkpoint root: pieces do not cover the image");
+  if (Crc32c(img.data(), body) != crc) return Status::Corruption("checkpoint image checksum mismatch");
+  ASTRA_RETURN_IF_ERROR(state_.Deserialize(img.data(), body));
+  for (uint32_t s : segs) state_.MarkCheckpointSegment(s);
+  ckpt_segments_ = segs;
+  return Status::Ok();
+}
+
+Status PoolImpl::ReplayJournal(uint64_t* end_offset, uint64_t* next_seq, uint64_t* batches) {
+  // Follow each online member's chain; take the longest (a flush completes on all members).
+  struct Chain { uint32_t member; uint64_t end; std::vector<std::vector<uint8_t>> batches; };
+  Chain best{UINT32_MAX, sb_.journal_head_offset, {}};
+  const uint64_t J = sb_.journal_bytes;
+  for (uint32_t i = 0; i < n_; i++) {
+    if (members_[i]->state != MemberState::kOnline) continue;
+    Chain c{i, sb_.journal_head_offset, {}};
+    uint64_t pos = sb_.journal_head_offset, seq = sb_.journal_head_seq;
+    AlignedBuf hdr = AllocAligned(kBlockBytes);
+    for (int wrapped = 0; c.batches.size() < 1000000;) {
+      BatchHeader h;
+      bool ok = members_[i]->dev->Read(sb_.journal_offset_bytes + pos, hdr.get(), kBlockBytes).ok() &&
+                DecodeBatchHeader(hdr.get(), pool_tag_, seq, J, &h) && pos + h.batch_bytes <= J;
+      if (!ok) {
+        if (pos != 0 && !wrapped) { pos = 0; wrapped = 1; continue; }
+        break;
+      }
+      AlignedBuf b = AllocAligned(h.batch_bytes);
+      if (!members_[i]->dev->Read(sb_.journal_offset_bytes + pos, b.get(), h.batch_bytes).ok() ||
+          !VerifyBatchPayload(h, b.get())) {
+        if (pos != 0 && !wrapped) { pos = 0; wrapped = 1; continue; }
+        break;
+      }
+      wrapped = 0;
+      c.batches.emplace_back(b.get(), b.get() + h.batch_bytes);
+      pos += h.batch_bytes;
+      if (pos >= J) pos = 0;
+      c.end = pos;
+      seq++;
+    }
+    if (best.member == UINT32_MAX || c.batches.size() > best.batches.size()) best = std::move(c);
+  }
+  uint64_t seq = sb_.journal_head_seq;
+  for (auto& b : best.batches) {
+    BatchHeader h;
+    DecodeBatchHeader(b.data(), pool_tag_, seq, J, &h);
+    Status s = state_.ApplyAll(b.data() + kJournalHeaderBytes, h.payload_bytes, h.records);
+    if (!s.ok()) return s.Annotate("journal batch " + std::to_string(seq));
+    seq++;
+  }
+  *end_offset = best.end;
+  *next_seq = seq;
+  *batches = best.batches.size();
+  return Status::Ok();
+}
+
+// ============================================================================================
+// Check / scrub / rebuild / status
+// ============================================================================================
+
+Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
+  std::lock_guard<std::mutex> wl(write_mu_);
+  if (closed_) return Status::InvalidArgument("pool is closed");
+  if (repair && !read_only_) ASTRA_RETURN_IF_ERROR(WriteOutLocked(true));
+  CheckReport rep;
+  // Superblock copies.
+  for (uint32_t i = 0; i < n_; i++) {
+    if (members_[i]->state != MemberState::kOnline) continue;
+    for (int c = 0; c < 2; c++)
+      if (!members_[i]->sb_valid[c]) {
+        rep.other_errors++;
+        rep.problems.push_back(MemberName(i, members_[i]->dev.get()) + ": superblock " + (c ? "B" : "A") + " invalid");
+      }
+  }
+  if (repair && !read_only_ && rep.other_errors) {
+    ASTRA_RETURN_IF_ERROR(WriteSuperblocksLocked());
+    rep.repaired += rep.other_errors;
+  }
+  // Derived metadata: reference counts, live bytes, dedup index.
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    rep.refcount_errors = state_.VerifyDerived(&rep.problems);
+    rep.blocks_mapped = state_.mapped_blocks();
+  }
+  // Every extent: read, verify checksum, decode; dedup entries: fingerprint of the stored block.
+  const uint32_t nx = state_.ExtentCount();
+  uint64_t total = nx, done = 0;
+  for (uint32_t s = 0; s < state_.segments(); s++) total += state_.seg(s).written_stripes;
+  uint8_t stored[kBlockBytes], block[kBlockBytes];
+  for (uint32_t id = 0; id < nx; id++, done++) {
+    if (progress && id % 4096 == 0) progress(done, total, "extents");
+    if (!state_.ExtentUsed(id)) continue;
+    Extent x = state_.extent(id);
+    rep.extents_checked++;
+    bool rebuilt = false;
+    Status s;
+    if (x.segment == open_.seg && x.offset + x.length > open_.disk_pos) {
+      std::memcpy(stored, seg_buf_.get() + (x.offset - open_.buf_base), x.length);
+      s = Crc32c(stored, x.length) == x.crc ? Status::Ok() : Status::Corruption("buffered extent checksum");
+    } else {
+      s = ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt);
+    }
+    if (s.ok()) s = DecodeBlock(x, stored, block);
+    if (!s.ok()) {
+      rep.checksum_errors++;
+      rep.problems.push_back("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) +
+                             " offset " + std::to_string(x.offset) + "): " + s.ToString());
+      continue;
+    }
+    if (rebuilt) {
+      rep.checksum_errors++;
+      rep.problems.push_back("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) +
+                             "): bad chunk, rebuilt from parity");
+      if (repair && !read_only_ && RelocateLocked(id, stored, x.length).ok()) rep.repaired++;
+    }
+    if (x.fingerprint != 0 && sb_.dedup && !opts_.force_fingerprint && Fingerprint(block) != x.fingerprint) {
+      rep.other_errors++;
+      rep.problems.push_back("extent " + std::to_string(id) + ": stored block does not match its dedup fingerprint");
+    }
+  }
+  // Every written stripe: parity must match the data.
+  const uint64_t sdb = StripeDataBytes();
+  std::vector<AlignedBuf> chunks(w_), parity(m_);
+  for (uint32_t c = 0; c < w_; c++) chunks[c] = AllocAligned(chunk_);
+  for (uint32_t c = 0; c < m_; c++) parity[c] = AllocAligned(chunk_);
+  std::vector<uint8_t*> cp(w_), dp(k_), pp(m_);
+  for (uint32_t c = 0; c < w_; c++) cp[c] = chunks[c].get();
+  for (uint32_t c = 0; c < k_; c++) dp[c] = chunks[c].get();
+  for (uint32_t c = 0; c < m_; c++) pp[c] = parity[c].get();
+  for (uint32_t s = 0; s < state_.segments(); s++) {
+    const SegmentInfo& g = state_.seg(s);
+    if (g.state != SegState::kOpen && g.state != SegState::kSealed) continue;
+    uint32_t rows = g.written_stripes;
+    if (s == open_.seg) rows = uint32_t(open_.disk_pos / sdb);
+    std::vector<uint32_t> bad_rows;
+    for (uint32_t r = 0; r < rows; r++, done++) {
+      if (progress && done % 4096 == 0) progress(done, total, "stripes");
+      std::vector<uint32_t> erased;
+      ReadRow(s, r, cp.data(), &erased);
+      if (!erased.empty()) continue;  // degraded row: parity cannot be fully verified
+      rep.stripes_checked++;
+      ec_->Encode(chunk_, dp.data(), pp.data());
+      for (uint32_t c = 0; c < m_; c++)
+        if (std::memcmp(pp[c], cp[k_ + c], chunk_) != 0) {
+          rep.parity_errors++;
+          rep.problems.push_back("segment " + std::to_string(s) + " stripe " + std::to_string(r) +
+                                 ": parity " + std::to_string(c) + " does not match the data");
+          bad_rows.push_back(r);
+          break;
+        }
+    }
+    if (repair && !read_only_ && !bad_rows.empty()) {
+      // Redundancy is restored by moving the live extents of the bad stripes (never in place).
+      std::vector<uint32_t> ids;
+      for (uint32_t id = 0; id < state_.ExtentCount(); id++) {
+        if (!state_.ExtentUsed(id)) continue;
+        const Extent& x = state_.extent(id);
+        if (x.segment != s) continue;
+        uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
+        for (uint32_t br : bad_rows) if (br >= r0 && br <= r1) { ids.push_back(id); break; }
+      }
+      for (uint32_t id : ids) {
+        Extent x = state_.extent(id);
+        bool rebuilt;
+        if (ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt).ok() &&
+            RelocateLocked(id, stored, x.length).ok())
+          rep.repaired++;
+      }
+    }
+  }
+  if (progress) progress(total, total, "done");
+  if (repair && !read_only_ && rep.repaired) ASTRA_RETURN_IF_ERROR(FlushLocked());
+  return rep;
+}
+
+Result<CheckReport> PoolImpl::Scrub(const ProgressFn& progress) { return Check(true, progress); }
+
+Status PoolImpl::ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, const ProgressFn& progress) {
+  if (index >= n_) return Status::InvalidArgument("no member " + std::to_string(index));
+  if (!dev) return Status::InvalidArgument("no replacement device");
+  if (dev->info().size_bytes < sb_.member_size_bytes)
+    return Status::InvalidArgument(dev->info().path + " is smaller than the pool's member size (" +
+                                   std::to_string(sb_.member_size_bytes) + " bytes)");
+  std::vector<uint32_t> todo;
+  {
+    std::lock_guard<std::mutex> wl(write_mu_);
+    ASTRA_RETURN_IF_ERROR(CheckWritable());
+    ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked());
+    ASTRA_RETURN_IF_ERROR(FlushLocked());
+    Member& m = *members_[index];
+    {
+      std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
+      std::unique_lock<std::shared_mutex> l(mu_);
+      m.dev = std::move(dev);
+      m.uuid = NewUuid();
+      sb_.member_uuids[index] = m.uuid;
+      m.state = MemberState::kRebuilding;
+      for (auto& s : stale_) s |= 1ull << index;
+      sb_.failed_members &= ~(1ull << index);
+      sb_.rebuilding_members |= 1ull << index;
+    }
+    // Its journal region must not hold another pool's batches; its superblocks name it.
+    AlignedBuf zero = AllocAligned(1u << 20);
+    std::memset(zero.get(), 0, 1u << 20);
+    ASTRA_RETURN_IF_ERROR(m.dev->Write(sb_.journal_offset_bytes, zero.get(), 1u << 20));
+    ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+    for (uint32_t s = 0; s < state_.segments(); s++) {
+      auto st = state_.seg(s).state;
+      if ((st == SegState::kSealed || st == SegState::kCheckpoint || st == SegState::kOpen) &&
+          place_.ColumnOn(s, index) >= 0 && (stale_[s] >> index & 1))
+        todo.push_back(s);
+    }
+  }
+  uint64_t done = 0;
+  std::vector<AlignedBuf> chunks(w_);
+  for (uint32_t c = 0; c < w_; c++) chunks[c] = AllocAligned(chunk_);
+  std::vector<uint8_t*> cp(w_);
+  for (uint32_t c = 0; c < w_; c++) cp[c] = chunks[c].get();
+  for (uint32_t s : todo) {
+    if (progress) progress(done, todo.size(), "rebuild");
+    done++;
+    std::lock_guard<std::mutex> wl(write_mu_);
+    ASTRA_RETURN_IF_ERROR(CheckWritable());
+    const SegmentInfo& g = state_.seg(s);
+    if (!(stale_[s] >> index & 1)) continue;
+    uint32_t rows = g.written_stripes;
+    if (g.state == SegState::kCheckpoint || g.state == SegState::kFree || g.state == SegState::kFreePending)
+      rows = g.state == SegState::kCheckpoint ? StripesPerSegment() : 0;
+    int col = place_.ColumnOn(s, index);
+    for (uint32_t r = 0; r < rows; r++) {
+      std::vector<uint32_t> erased;
+      ReadRow(s, r, cp.data(), &erased);  // the stale column is reported erased
+      if (std::find(erased.begin(), erased.end(), uint32_t(col)) == erased.end()) erased.push_back(col);
+      Status st = ec_->Reconstruct(chunk_, cp.data(), erased);
+      if (!st.ok()) return st.Annotate("rebuild of segment " + std::to_string(s) + " stripe " + std::to_string(r));
+      st = members_[index]->dev->Write(place_.ColumnOffset(s, col) + uint64_t(r) * chunk_, cp[col], chunk_);
+      if (!st.ok()) return st.Annotate("rebuild write to the new member");
+    }
+    std::unique_lock<std::shared_mutex> l(mu_);
+    stale_[s] &= ~(1ull << index);
+  }
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(members_[index]->dev->Flush());
+  {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    for (auto& s : stale_) s &= ~(1ull << index);
+    members_[index]->state = MemberState::kOnline;
+    sb_.rebuilding_members &= ~(1ull << index);
+  }
+  if (progress) progress(todo.size(), todo.size(), "rebuild");
+  return CheckpointLocked();
+}
+
+PoolStatus PoolImpl::GetStatus() {
+  PoolStatus st;
+  std::shared_lock<std::shared_mutex> l(mu_);
+  st.pool_uuid = UuidToString(sb_.pool_uuid);
+  st.data_shards = k_;
+  st.parity_shards = m_;
+  st.members = n_;
+  st.generation = sb_.generation;
+  st.read_only = read_only_;
+  st.compression = Compression(sb_.compression);
+  st.compression_level = sb_.compression_level;
+  st.dedup = sb_.dedup != 0;
+  for (uint32_t i = 0; i < n_; i++) {
+    MemberStatus ms;
+    ms.index = i;
+    ms.state = members_[i]->state;
+    if (members_[i]->dev) {
+      ms.path = members_[i]->dev->info().path;
+      ms.backend = members_[i]->dev->info().backend;
+    }
+    ms.read_errors = members_[i]->read_errors;
+    ms.write_errors = members_[i]->write_errors;
+    ms.checksum_errors = members_[i]->checksum_errors;
+    if (ms.state != MemberState::kOnline) st.degraded = true;
+    st.member_status.push_back(ms);
+  }
+  SpaceStats& sp = st.space;
+  sp.logical_bytes = state_.mapped_blocks() * kBlockBytes;
+  sp.stored_bytes = state_.stored_bytes();
+  sp.zero_saved_bytes = state_.zero_blocks() * kBlockBytes;
+  sp.dedup_saved_bytes = state_.shared_blocks() * kBlockBytes;
+  sp.compression_saved_bytes = state_.used_extents() * kBlockBytes - std::min(state_.used_extents() * kBlockBytes, state_.stored_bytes());
+  sp.raw_bytes = sp.stored_bytes * w_ / k_;
+  sp.capacity_bytes = state_.segments() * SegmentDataBytes();
+  uint64_t free_segs = state_.free_segments().size(), pend = 0, reclaim = 0;
+  for (uint32_t s = 0; s < state_.segments(); s++) {
+    const auto& g = state_.seg(s);
+    if (g.state == SegState::kFreePending) pend++;
+    if (g.state == SegState::kSealed) reclaim += uint64_t(g.written_stripes) * StripeDataBytes() - std::min<uint64_t>(g.live_bytes, uint64_t(g.written_stripes) * StripeDataBytes());
+  }
+  uint64_t reserve = ReserveSegments();
+  uint64_t usable = free_segs + pend > reserve ? free_segs + pend - reserve : 0;
+  sp.free_bytes = usable * SegmentDataBytes() + (open_.seg == kNoSegment ? 0 : SegmentDataBytes() - open_.pos);
+  sp.reclaimable_bytes = reclaim + pend * SegmentDataBytes();
+  sp.data_reduction_ratio = sp.stored_bytes ? double(sp.logical_bytes) / double(sp.stored_bytes) : 1.0;
+  st.segments_total = state_.segments();
+  st.segments_free = free_segs;
+  st.journal_seq = next_seq_;
+  st.checkpoint_seq = sb_.journal_head_seq;
+  st.repaired_blocks = repaired_;
+  return st;
+}
+
+}  // namespace astra

@@ -1,0 +1,153 @@
+// PoolImpl: the engine behind astra/pool.h. See doc/engine.md for the design.
+//
+// Locks (acquire in this order):
+//   write_mu_   serialises every mutation, flush, checkpoint, rebuild and check: one writer.
+//   reclaim_mu_ shared by readers for a whole Read (lookup + device I/O); exclusive while
+//               segments are returned to the free list, so no reader can hold a stale location.
+//   mu_         guards MetaState and the open segment's buffer: shared for lookups, exclusive
+//               for Apply and buffer shifts. Never held across device I/O by a writer.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include "astra/pool.h"
+#include "block_codec.h"
+#include "erasure_code.h"
+#include "meta_state.h"
+#include "superblock_format.h"
+
+namespace astra {
+
+class PoolImpl final : public Pool {
+ public:
+  PoolImpl();
+  ~PoolImpl() override;
+
+  Status OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenOptions& opts);
+
+  Status Close() override;
+  Status Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) override;
+  Status Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) override;
+  Status Trim(ObjectId obj, uint64_t block, uint64_t count) override;
+  Status CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint64_t dst_block,
+                    uint64_t count) override;
+  uint64_t ObjectBlockEnd(ObjectId obj) override;
+  std::optional<uint64_t> NextMappedBlock(ObjectId obj, uint64_t block) override;
+  uint64_t ObjectMappedBlocks(ObjectId obj) override;
+  Result<std::string> Get(std::string_view key) override;
+  Status Scan(std::string_view begin, std::string_view end,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override;
+  Status Commit(const CatalogTxn& txn) override;
+  Result<uint64_t> AllocateId() override;
+  Status Flush() override;
+  Status Checkpoint() override;
+  Result<CheckReport> Check(bool repair, const ProgressFn& progress) override;
+  Result<CheckReport> Scrub(const ProgressFn& progress) override;
+  Status ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, const ProgressFn& progress) override;
+  Status FailMember(uint32_t index) override;
+  PoolStatus GetStatus() override;
+
+ private:
+  struct Member {
+    std::unique_ptr<Device> dev;
+    MemberState state = MemberState::kMissing;
+    Uuid uuid{};
+    std::atomic<uint64_t> read_errors{0}, write_errors{0}, checksum_errors{0};
+    bool sb_valid[2] = {false, false};
+  };
+  // The open data segment and its write buffer (data space bytes [buf_base, pos)).
+  struct OpenSegment {
+    uint32_t seg = kNoSegment;
+    uint64_t pos = 0;       // bytes appended
+    uint64_t disk_pos = 0;  // bytes written to devices (stripe multiple)
+    uint64_t buf_base = 0;  // data-space offset of buf[0] (stripe multiple)
+  };
+  struct ReadPlan;
+
+  // ---- geometry ----
+  uint64_t StripeDataBytes() const { return uint64_t(k_) * chunk_; }
+  uint64_t SegmentDataBytes() const { return uint64_t(k_) * sb_.segment_column_bytes; }
+  uint32_t StripesPerSegment() const { return uint32_t(sb_.segment_column_bytes / chunk_); }
+  bool ColumnReadable(uint32_t seg, uint32_t member) const;
+  bool MemberWritable(uint32_t member) const;
+  uint32_t UnavailableMembers() const;
+
+  // ---- device I/O on segments ----
+  Status WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data);
+  // Reads whole chunks of one row; missing/failed columns set in `*erased`.
+  void ReadRow(uint32_t seg, uint32_t row, uint8_t* const* chunks, std::vector<uint32_t>* erased);
+  // Reads `len` bytes at data-space offset `off` of `seg`, verifying against `crc`; rebuilds from
+  // parity on error. `*rebuilt` set when the bytes came from reconstruction.
+  Status ReadStored(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out, bool* rebuilt);
+  Status Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out);
+  Status DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* block);
+  // Reads the logical 4 KiB block of extent `id` (used under write_mu_). Repairs if rebuilt.
+  Status ReadExtentBlockLocked(uint32_t id, uint8_t* block);
+
+  // ---- write path (write_mu_ held) ----
+  Status EnsureSpaceLocked(uint64_t bytes);
+  Status AppendLocked(const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off);
+  Status OpenNewSegmentLocked();
+  Status SealOpenSegmentLocked();
+  Status WriteOutLocked(bool pad_partial);
+  void ApplyLocked(Encoder& rec);
+  Status FlushLocked();
+  Status WriteJournalBatchLocked();
+  Status CheckpointLocked();
+  Status WriteSuperblocksLocked();
+  Status RelocateLocked(uint32_t id, const uint8_t* stored, uint32_t len);
+  Status FailMemberLocked(uint32_t index, const Status& why);
+  Status CheckWritable() const;
+  uint32_t ReserveSegments() const;
+
+  // ---- open ----
+  Status LoadCheckpoint();
+  Status ReplayJournal(uint64_t* end_offset, uint64_t* next_seq, uint64_t* batches);
+
+  void BackgroundLoop();
+
+  OpenOptions opts_;
+  Superblock sb_;
+  Placement place_;
+  uint32_t k_ = 0, m_ = 0, w_ = 0, n_ = 0, chunk_ = 0;
+  uint64_t pool_tag_ = 0;
+  std::unique_ptr<ErasureCode> ec_;
+  std::vector<std::unique_ptr<Member>> members_;
+  std::vector<uint64_t> stale_;  // per segment: bit i = member i's column is not valid
+  MetaState state_;
+  std::unique_ptr<BlockCodec> codec_;  // write path (write_mu_)
+
+  std::mutex write_mu_;
+  std::shared_mutex reclaim_mu_;
+  mutable std::shared_mutex mu_;
+
+  OpenSegment open_;
+  AlignedBuf seg_buf_;
+  uint64_t seg_buf_bytes_ = 0;
+  std::vector<AlignedBuf> col_bufs_;
+  uint32_t batch_rows_ = 0;
+
+  Encoder pending_;                 // journal records applied but not yet journaled
+  uint32_t pending_records_ = 0;
+  uint64_t next_seq_ = 1;
+  uint64_t journal_pos_ = 0;        // where the next batch goes
+  uint64_t journal_head_ = 0;       // oldest batch still needed (superblock head)
+  uint64_t journal_used_ = 0;       // bytes between head and pos (incl. wrap waste)
+  std::vector<uint32_t> ckpt_segments_;
+  bool dirty_ = false;              // data written since the last device flush
+  std::atomic<bool> read_only_{false};
+  Status fatal_;
+  bool closed_ = true;  // until OpenImpl succeeds
+  std::atomic<uint64_t> repaired_{0};
+
+  std::thread bg_;
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool bg_stop_ = false;
+};
+
+}  // namespace astra

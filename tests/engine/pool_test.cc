@@ -1,0 +1,190 @@
+// Engine pool tests on RAM devices: format/open, data and catalogue round trips, persistence,
+// data reduction, and errors for bad input.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "test_util.h"
+
+namespace astra::test {
+namespace {
+
+std::unique_ptr<Pool> OpenOk(MemPool& mp, std::vector<uint32_t> skip = {}, OpenOptions o = TestOpen()) {
+  auto r = Pool::Open(mp.Devices(skip), o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+void ExpectBlock(Pool& p, ObjectId obj, uint64_t block, uint64_t tag, bool comp = false) {
+  uint8_t want[4096], got[4096];
+  FillBlock(want, tag, comp);
+  Status s = p.Read(obj, block, 1, got);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(0, memcmp(want, got, 4096)) << "object " << obj << " block " << block << " tag " << tag;
+}
+
+void WriteBlock(Pool& p, ObjectId obj, uint64_t block, uint64_t tag, bool comp = false) {
+  uint8_t b[4096];
+  FillBlock(b, tag, comp);
+  Status s = p.Write(obj, block, 1, b);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(PoolTest, FormatOpenWriteReadReopen) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  {
+    auto p = OpenOk(mp);
+    ASSERT_TRUE(p);
+    for (uint64_t b = 0; b < 300; b++) WriteBlock(*p, 100, b, b + 1, b % 3 == 0);
+    for (uint64_t b = 0; b < 300; b++) ExpectBlock(*p, 100, b, b + 1, b % 3 == 0);
+    ASSERT_TRUE(p->Flush().ok());
+    for (uint64_t b = 0; b < 300; b += 7) WriteBlock(*p, 100, b, 1000 + b);
+    ASSERT_TRUE(p->Close().ok());
+  }
+  auto p = OpenOk(mp);
+  ASSERT_TRUE(p);
+  for (uint64_t b = 0; b < 300; b++) ExpectBlock(*p, 100, b, b % 7 == 0 ? 1000 + b : b + 1, b % 7 != 0 && b % 3 == 0);
+  auto rep = p->Check(false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean()) << (rep->problems.empty() ? "" : rep->problems[0]);
+  EXPECT_GT(rep->stripes_checked, 0u);
+}
+
+TEST(PoolTest, MultiBlockWritesHolesTrimClone) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  std::vector<uint8_t> buf(64 * 4096);
+  for (int i = 0; i < 64; i++) FillBlock(&buf[i * 4096], i % 5 == 0 ? 0 : 500 + i);
+  ASSERT_TRUE(p->Write(7, 10, 64, buf.data()).ok());
+  std::vector<uint8_t> got(64 * 4096);
+  ASSERT_TRUE(p->Read(7, 10, 64, got.data()).ok());
+  EXPECT_EQ(buf, got);
+  EXPECT_EQ(p->ObjectMappedBlocks(7), 64u - 13u);  // zero blocks are holes
+  ASSERT_TRUE(p->Trim(7, 20, 10).ok());
+  ExpectBlock(*p, 7, 20, 0);
+  ExpectBlock(*p, 7, 31, 500 + 21);
+  ASSERT_TRUE(p->CloneRange(7, 10, 8, 0, 64).ok());
+  ASSERT_TRUE(p->Trim(7, 0, 1000).ok());
+  ExpectBlock(*p, 8, 1, 501);
+  ExpectBlock(*p, 8, 15, 0);
+  EXPECT_EQ(p->ObjectBlockEnd(8), 64u);
+  EXPECT_EQ(p->ObjectMappedBlocks(7), 0u);
+  ASSERT_TRUE(p->Close().ok());
+  auto q = OpenOk(mp);
+  ExpectBlock(*q, 8, 1, 501);
+  ExpectBlock(*q, 7, 1, 0);
+  auto rep = q->Check(false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean());
+}
+
+TEST(PoolTest, CatalogueTransactions) {
+  MemPool mp(3);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat(2, 1)).ok());
+  auto p = OpenOk(mp);
+  CatalogTxn t;
+  t.Put("a/1", "one");
+  t.Put("a/2", "two");
+  t.Put("b/1", std::string(60000, 'x'));
+  ASSERT_TRUE(p->Commit(t).ok());
+  CatalogTxn t2;
+  t2.expect_absent.push_back("a/1");
+  t2.Put("a/3", "three");
+  EXPECT_EQ(p->Commit(t2).code(), Status::Code::kAborted);
+  EXPECT_TRUE(p->Get("a/3").status().IsNotFound());
+  auto id1 = p->AllocateId(), id2 = p->AllocateId();
+  ASSERT_TRUE(id1.ok() && id2.ok());
+  EXPECT_NE(*id1, *id2);
+  ASSERT_TRUE(p->Flush().ok());
+  p.reset();  // no Close(): the journal must carry everything flushed
+  auto q = OpenOk(mp);
+  EXPECT_EQ(*q->Get("a/2"), "two");
+  EXPECT_EQ(q->Get("b/1")->size(), 60000u);
+  std::vector<std::string> keys;
+  ASSERT_TRUE(q->Scan("a/", "a0", [&](std::string_view k, std::string_view) { keys.emplace_back(k); return true; }).ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"a/1", "a/2"}));
+  auto id3 = q->AllocateId();
+  EXPECT_GT(*id3, *id2);
+}
+
+TEST(PoolTest, DedupAndCompressionAccounting) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  for (int i = 0; i < 50; i++) WriteBlock(*p, 1, i, 9000 + i);       // random: stored raw
+  for (int i = 0; i < 50; i++) WriteBlock(*p, 2, i + 3, 9000 + i);   // same bytes: shared
+  for (int i = 0; i < 50; i++) WriteBlock(*p, 3, i, 7000 + i, true); // compressible
+  auto st = p->GetStatus();
+  EXPECT_EQ(st.space.logical_bytes, 150u * 4096);
+  EXPECT_EQ(st.space.dedup_saved_bytes, 50u * 4096);
+  EXPECT_GT(st.space.compression_saved_bytes, 40u * 4096);
+  EXPECT_LE(st.space.stored_bytes, 50u * 4096 + 10u * 4096);
+  for (int i = 0; i < 50; i++) ExpectBlock(*p, 2, i + 3, 9000 + i);
+  ASSERT_TRUE(p->Trim(1, 0, 50).ok());
+  for (int i = 0; i < 50; i++) ExpectBlock(*p, 2, i + 3, 9000 + i);
+  EXPECT_EQ(p->GetStatus().space.dedup_saved_bytes, 0u);
+  auto rep = p->Check(false);
+  EXPECT_TRUE(rep->clean());
+}
+
+TEST(PoolTest, ForcedFingerprintCollisionStoresSeparately) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  OpenOptions o = TestOpen();
+  o.force_fingerprint = 42;  // every block collides with every other
+  auto p = OpenOk(mp, {}, o);
+  for (int i = 0; i < 20; i++) WriteBlock(*p, 5, i, 300 + i);
+  for (int i = 0; i < 20; i++) ExpectBlock(*p, 5, i, 300 + i);
+  WriteBlock(*p, 6, 0, 300);  // a true duplicate of the first block is still found
+  EXPECT_EQ(p->GetStatus().space.dedup_saved_bytes, 4096u);
+  ExpectBlock(*p, 6, 0, 300);
+}
+
+TEST(PoolTest, BadInputIsRefusedWithClearErrors) {
+  MemPool mp(3, 8ull << 20);
+  {
+    auto devs = mp.Devices();
+    FormatOptions o = SmallFormat(4, 2);
+    Status s = Pool::Format(devs, o);
+    EXPECT_TRUE(s.IsInvalidArgument());
+    EXPECT_NE(s.message().find("larger than the number of members"), std::string::npos) << s.ToString();
+  }
+  {
+    MemPool tiny(3, 2ull << 20);
+    auto devs = tiny.Devices();
+    Status s = Pool::Format(devs, SmallFormat(2, 1));
+    EXPECT_TRUE(s.IsInvalidArgument());
+    EXPECT_NE(s.message().find("too small"), std::string::npos) << s.ToString();
+  }
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat(2, 1)).ok());
+  devs = mp.Devices();
+  Status s = Pool::Format(devs, SmallFormat(2, 1));
+  EXPECT_EQ(s.code(), Status::Code::kExists) << s.ToString();
+  // A blank device is not a member.
+  MemPool other(1, 8ull << 20);
+  auto v = mp.Devices();
+  v.push_back(std::move(other.Devices()[0]));
+  auto r = Pool::Open(std::move(v), TestOpen());
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not an AstraFS pool member"), std::string::npos) << r.status().ToString();
+  // Members of two pools.
+  MemPool second(3, 8ull << 20);
+  auto d2 = second.Devices();
+  ASSERT_TRUE(Pool::Format(d2, SmallFormat(2, 1)).ok());
+  auto mix = mp.Devices({2});
+  mix[2] = std::move(second.Devices()[2]);
+  r = Pool::Open(std::move(mix), TestOpen());
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("different pools"), std::string::npos) << r.status().ToString();
+}
+
+}  // namespace
+}  // namespace astra::test
