@@ -197,11 +197,16 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       uint64_t obj = d.U64(), block = d.U64();
       uint32_t n = d.U32();
       if (!d.ok() || n > kBlocksPerIoMax || d.remaining() != size_t(n) * 4) return bad("map truncated");
+      std::vector<uint32_t> ids(n);
       for (uint32_t i = 0; i < n; i++) {
-        uint32_t id = d.U32();
-        if (id != kHoleId && !ExtentUsed(id)) return bad("map references a free extent");
-        SetMap(obj, block + i, id);
+        ids[i] = d.U32();
+        if (ids[i] != kHoleId && !ExtentUsed(ids[i])) return bad("map references a free extent");
       }
+      // Pin the new extents first: one block of this run may share (dedup) an extent that another
+      // block of the same run is dropping its last reference to.
+      for (uint32_t id : ids) if (id != kHoleId) AddRef(id);
+      for (uint32_t i = 0; i < n; i++) SetMap(obj, block + i, ids[i]);
+      for (uint32_t id : ids) if (id != kHoleId) DropRef(id);
       return Status::Ok();
     }
     case RecordType::kTrimBlocks: {

@@ -188,3 +188,26 @@ TEST(PoolTest, BadInputIsRefusedWithClearErrors) {
 
 }  // namespace
 }  // namespace astra::test
+
+namespace astra::test {
+namespace {
+// Regression: a write whose block 1 dedups against the extent that block 0 is overwriting.
+TEST(PoolTest, DedupAgainstExtentDroppedInSameWrite) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  WriteBlock(*p, 1, 0, 77);
+  std::vector<uint8_t> buf(2 * 4096);
+  FillBlock(&buf[0], 78);
+  FillBlock(&buf[4096], 77);  // the bytes block 0 held until this very write
+  ASSERT_TRUE(p->Write(1, 0, 2, buf.data()).ok());
+  for (int i = 0; i < 20; i++) WriteBlock(*p, 2, i, 1000 + i);  // would reuse a wrongly freed id
+  ExpectBlock(*p, 1, 0, 78);
+  ExpectBlock(*p, 1, 1, 77);
+  auto rep = p->Check(false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean()) << rep->problems[0];
+}
+}  // namespace
+}  // namespace astra::test
