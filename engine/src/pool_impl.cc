@@ -194,17 +194,23 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
   // 1. Superblocks: every given device must be a member of one and the same pool.
   struct Found { std::unique_ptr<Device> dev; Superblock sb; bool valid[2]; };
   std::vector<Found> found;
+  std::vector<std::string> unknown;
   for (auto& d : devs) {
     if (!d) continue;
     Found f;
     Status s = ReadBestSuperblock(*d, &f.sb, f.valid);
     if (!s.ok()) {
-      return Status::InvalidArgument(d->info().path + " is not an AstraFS pool member (" + s.ToString() + ")");
+      // Maybe a member whose superblocks were both destroyed: it counts as missing below.
+      unknown.push_back(d->info().path + " (" + s.ToString() + ")");
+      continue;
     }
     f.dev = std::move(d);
     found.push_back(std::move(f));
   }
-  if (found.empty()) return Status::InvalidArgument("no member devices given");
+  if (found.empty())
+    return Status::InvalidArgument(unknown.empty() ? "no member devices given"
+                                                   : unknown[0].substr(0, unknown[0].find(' ')) +
+                                                         " is not an AstraFS pool member" + unknown[0].substr(unknown[0].find(' ')));
   size_t best = 0;
   for (size_t i = 1; i < found.size(); i++)
     if (found[i].sb.generation > found[best].sb.generation) best = i;
@@ -253,6 +259,11 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
                        MemberStateName(members_[i]->state) + ")";
     }
   }
+  for (auto& u : unknown) spdlog::warn("{}: no valid AstraFS superblock; not used as a member", u);
+  if ((unavailable > m_ || unavailable == 0) && !unknown.empty())
+    return Status::InvalidArgument(unknown[0].substr(0, unknown[0].find(' ')) + " is not an AstraFS pool member" +
+                                   unknown[0].substr(unknown[0].find(' ')) + ", and without it pool " +
+                                   UuidToString(sb_.pool_uuid) + " lacks " + std::to_string(unavailable) + " members");
   if (unavailable > m_)
     return Status::InvalidArgument("pool " + UuidToString(sb_.pool_uuid) + " has " + std::to_string(unavailable) +
                                    " members unavailable (" + missing_names + "), but survives only " +
@@ -521,8 +532,6 @@ Status PoolImpl::ReadStored(uint32_t seg, uint32_t off, uint32_t len, uint32_t c
     }
     if (!need_reconstruct) {
       if (Crc32c(out, len) == crc) return Status::Ok();
-      // Bytes read fine but do not match: a silent corruption somewhere in those chunks.
-      for (auto& p : pieces) members_[p.member]->checksum_errors++;
     }
   }
   Status s = Reconstruct(seg, off, len, crc, out);
@@ -537,61 +546,103 @@ Status PoolImpl::Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t 
   const uint64_t sdb = StripeDataBytes();
   const uint32_t row0 = uint32_t(off / sdb), row1 = uint32_t((uint64_t(off) + len - 1) / sdb);
   const uint32_t rows = row1 - row0 + 1;
-  std::vector<std::vector<AlignedBuf>> raw(rows), work(rows);
-  std::vector<std::vector<uint32_t>> erased(rows);
-  std::vector<std::pair<uint32_t, uint32_t>> candidates;  // (row index, data column) the extent touches
+  // Per row: every erasure set to try (the known-bad chunks plus each small set of suspects,
+  // smallest first) and the row it decodes to. A chunk that reads without error can still be
+  // wrong (bit rot, a zeroed or misdirected member): the extent checksum tells which is right.
+  struct Option { std::vector<uint32_t> erased; std::vector<AlignedBuf> chunks; };
+  std::vector<std::vector<Option>> opts(rows);
   for (uint32_t r = 0; r < rows; r++) {
+    std::vector<AlignedBuf> raw;
     std::vector<uint8_t*> ptrs(w_);
     for (uint32_t c = 0; c < w_; c++) {
-      raw[r].push_back(AllocAligned(chunk_));
-      work[r].push_back(AllocAligned(chunk_));
-      ptrs[c] = raw[r][c].get();
+      raw.push_back(AllocAligned(chunk_));
+      ptrs[c] = raw[c].get();
     }
-    ReadRow(seg, row0 + r, ptrs.data(), &erased[r]);
-    if (erased[r].size() > m_)
+    std::vector<uint32_t> known;
+    ReadRow(seg, row0 + r, ptrs.data(), &known);
+    if (known.size() > m_)
       return Status::Corruption("segment " + std::to_string(seg) + " stripe " + std::to_string(row0 + r) +
-                                ": " + std::to_string(erased[r].size()) + " chunks unreadable, more than parity " +
+                                ": " + std::to_string(known.size()) + " chunks unreadable, more than parity " +
                                 std::to_string(m_)).WithDataLoss();
-  }
-  for (uint64_t d = off; d < uint64_t(off) + len;) {
-    uint32_t r = uint32_t(d / sdb) - row0, c = uint32_t((d % sdb) / chunk_);
-    if (std::find(candidates.begin(), candidates.end(), std::make_pair(r, c)) == candidates.end())
-      candidates.emplace_back(r, c);
-    d = AlignDown(d, chunk_) + chunk_;
-  }
-  // Try the known erasures first, then additionally suspect each subset of the touched data
-  // chunks (smallest first): the checksum tells which reconstruction is right (invariant 2).
-  const uint32_t nc = uint32_t(candidates.size());
-  std::vector<uint32_t> masks;
-  for (uint32_t mask = 0; mask < (1u << nc); mask++) masks.push_back(mask);
-  std::stable_sort(masks.begin(), masks.end(), [](uint32_t a, uint32_t b) { return __builtin_popcount(a) < __builtin_popcount(b); });
-  for (uint32_t mask : masks) {
-    bool feasible = true;
-    for (uint32_t r = 0; r < rows && feasible; r++) {
-      std::vector<uint32_t> er = erased[r];
-      for (uint32_t i = 0; i < nc; i++)
-        if ((mask >> i & 1) && candidates[i].first == r &&
-            std::find(er.begin(), er.end(), candidates[i].second) == er.end())
-          er.push_back(candidates[i].second);
-      if (er.size() > m_) { feasible = false; break; }
-      std::vector<uint8_t*> ptrs(w_);
-      for (uint32_t c = 0; c < w_; c++) {
-        std::memcpy(work[r][c].get(), raw[r][c].get(), chunk_);
-        ptrs[c] = work[r][c].get();
+    std::vector<uint32_t> others;
+    for (uint32_t c = 0; c < w_; c++)
+      if (std::find(known.begin(), known.end(), c) == known.end()) others.push_back(c);
+    const uint32_t extra_max = m_ - uint32_t(known.size());
+    std::vector<std::vector<uint32_t>> sets{known};
+    for (uint32_t e = 1; e <= extra_max; e++) {
+      std::vector<uint32_t> idx(e);
+      for (uint32_t i = 0; i < e; i++) idx[i] = i;
+      while (true) {
+        if (e <= others.size()) {
+          std::vector<uint32_t> set = known;
+          for (uint32_t i : idx) set.push_back(others[i]);
+          sets.push_back(set);
+        }
+        int i = int(e) - 1;
+        while (i >= 0 && idx[i] == others.size() - e + uint32_t(i)) i--;
+        if (i < 0 || e > others.size()) break;
+        idx[i]++;
+        for (uint32_t j = uint32_t(i) + 1; j < e; j++) idx[j] = idx[j - 1] + 1;
       }
-      if (!er.empty() && !ec_->Reconstruct(chunk_, ptrs.data(), er).ok()) feasible = false;
     }
-    if (!feasible) continue;
+    for (auto& set : sets) {
+      Option o;
+      o.erased = set;
+      std::vector<uint8_t*> wp(w_);
+      for (uint32_t c = 0; c < w_; c++) {
+        o.chunks.push_back(AllocAligned(chunk_));
+        std::memcpy(o.chunks[c].get(), raw[c].get(), chunk_);
+        wp[c] = o.chunks[c].get();
+      }
+      if (!set.empty() && !ec_->Reconstruct(chunk_, wp.data(), set).ok()) continue;
+      opts[r].push_back(std::move(o));
+    }
+  }
+  for (uint32_t r = 0; r < rows; r++)
+    if (opts[r].empty()) return Status::Corruption("segment " + std::to_string(seg) + ": stripe cannot be decoded").WithDataLoss();
+  // Try combinations across the (at most two) rows, fewest suspected chunks first.
+  std::vector<std::vector<uint32_t>> combos;
+  std::vector<uint32_t> cur(rows, 0);
+  while (true) {
+    combos.push_back(cur);
+    uint32_t i = 0;
+    while (i < rows && ++cur[i] == opts[i].size()) cur[i++] = 0;
+    if (i == rows) break;
+  }
+  auto weight = [&](const std::vector<uint32_t>& c) {
+    size_t wsum = 0;
+    for (uint32_t r = 0; r < rows; r++) wsum += opts[r][c[r]].erased.size();
+    return wsum;
+  };
+  std::stable_sort(combos.begin(), combos.end(), [&](auto& a, auto& b) { return weight(a) < weight(b); });
+  for (const auto& combo : combos) {
     for (uint64_t d = off; d < uint64_t(off) + len;) {
       uint32_t r = uint32_t(d / sdb) - row0, c = uint32_t((d % sdb) / chunk_), in = uint32_t(d % chunk_);
       uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, uint64_t(off) + len - d));
-      std::memcpy(out + (d - off), work[r][c].get() + in, plen);
+      std::memcpy(out + (d - off), opts[r][combo[r]].chunks[c].get() + in, plen);
       d += plen;
     }
-    if (Crc32c(out, len) == crc) return Status::Ok();
+    if (Crc32c(out, len) == crc) {
+      // The chunks this decode had to leave out, beyond those that failed to read, are proven
+      // bad: charge them to their members (a member with too many gets faulted).
+      for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t c : opts[r][combo[r]].erased)
+          if (std::find(opts[r][0].erased.begin(), opts[r][0].erased.end(), c) == opts[r][0].erased.end())
+            members_[place_.MemberOf(seg, c)]->checksum_errors++;
+      return Status::Ok();
+    }
   }
   return Status::Corruption("segment " + std::to_string(seg) + " offset " + std::to_string(off) +
                             ": checksum mismatch that parity cannot repair").WithDataLoss();
+}
+
+void PoolImpl::FailNoisyMembersLocked() {
+  for (uint32_t i = 0; i < n_; i++) {
+    Member& m = *members_[i];
+    if (m.state == MemberState::kOnline && m.checksum_errors >= kChecksumErrorsToFail)
+      FailMemberLocked(i, Status::Corruption(std::to_string(m.checksum_errors.load()) +
+                                             " checksum errors proven on this member")).IgnoreError();
+  }
 }
 
 Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* block) {
@@ -702,11 +753,7 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
       }
       for (uint32_t wi = 0; wi < wants.size(); wi++) {
         const Extent& x = wants[wi].x;
-        if (!slow[wi] && Crc32c(stored[wi].data(), x.length) != x.crc) {
-          for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length; d = AlignDown(d, chunk_) + chunk_)
-            members_[place_.MemberOf(x.segment, uint32_t((d % sdb) / chunk_))]->checksum_errors++;
-          slow[wi] = true;
-        }
+        if (!slow[wi] && Crc32c(stored[wi].data(), x.length) != x.crc) slow[wi] = true;
         if (slow[wi]) {
           ASTRA_RETURN_IF_ERROR(Reconstruct(x.segment, x.offset, x.length, x.crc, stored[wi].data())
                                     .Annotate("object " + std::to_string(obj) + " block " +
@@ -736,6 +783,7 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
           Status s = RelocateLocked(id, bytes.data(), uint32_t(bytes.size()));
           if (!s.ok()) spdlog::warn("repair of extent {}: {}", id, s.ToString());
         }
+        FailNoisyMembersLocked();
       }
     }
   }
@@ -755,7 +803,10 @@ Status PoolImpl::ReadExtentBlockLocked(uint32_t id, uint8_t* block) {
   }
   bool rebuilt = false;
   ASTRA_RETURN_IF_ERROR(ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt));
-  if (rebuilt && !read_only_) RelocateLocked(id, stored, x.length).IgnoreError();
+  if (rebuilt && !read_only_) {
+    RelocateLocked(id, stored, x.length).IgnoreError();
+    FailNoisyMembersLocked();
+  }
   return DecodeBlock(x, stored, block);
 }
 
@@ -1534,6 +1585,7 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
     }
   }
   if (progress) progress(total, total, "done");
+  if (repair && !read_only_) FailNoisyMembersLocked();
   if (repair && !read_only_ && rep.repaired) ASTRA_RETURN_IF_ERROR(FlushLocked());
   return rep;
 }
@@ -1557,6 +1609,7 @@ Status PoolImpl::ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, cons
       std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
       std::unique_lock<std::shared_mutex> l(mu_);
       m.dev = std::move(dev);
+      m.read_errors = m.write_errors = m.checksum_errors = 0;
       m.uuid = NewUuid();
       sb_.member_uuids[index] = m.uuid;
       m.state = MemberState::kRebuilding;

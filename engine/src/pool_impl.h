@@ -22,6 +22,8 @@
 
 namespace astra {
 
+inline constexpr uint64_t kChecksumErrorsToFail = 16;
+
 class PoolImpl final : public Pool {
  public:
   PoolImpl();
@@ -101,6 +103,9 @@ class PoolImpl final : public Pool {
   Status WriteSuperblocksLocked();
   Status RelocateLocked(uint32_t id, const uint8_t* stored, uint32_t len);
   Status FailMemberLocked(uint32_t index, const Status& why);
+  // Faults online members with kChecksumErrorsToFail or more proven checksum errors (as ZFS
+  // faults a vdev with too many checksum errors): they are no longer trusted until replaced.
+  void FailNoisyMembersLocked();
   Status CheckWritable() const;
   uint32_t ReserveSegments() const;
 
