@@ -97,7 +97,7 @@ Result<int> UblkControl::Run(CtrlCmd cmd, uint32_t dev_id, void* buf, uint16_t l
   assert(ring_ != nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  assert(sqe != nullptr && "control ring has one command in flight at most");
+  if (sqe == nullptr) return Status::IOError("ublk control ring full");  // one command at a time
   memset(sqe, 0, 2 * sizeof(*sqe));  // SQE128: the command lives in the second half
   sqe->opcode = IORING_OP_URING_CMD;
   sqe->fd = fd_;

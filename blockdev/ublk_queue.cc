@@ -8,6 +8,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "blockdev/ublk_uapi.h"
@@ -126,7 +127,10 @@ Status UblkQueue::SetUpRing() {
 
 void UblkQueue::PrepIoCmd(IoCmd cmd, uint16_t tag, int32_t result) {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  assert(sqe != nullptr && "queue ring sized for depth + 1 outstanding SQEs");
+  if (sqe == nullptr) {  // the ring holds depth + 2 SQEs; at most depth + 1 are ever outstanding
+    fprintf(stderr, "astrafs-ublk: queue %u: submission ring full\n", cfg_.queue_id);
+    abort();
+  }
   memset(sqe, 0, 2 * sizeof(*sqe));
   sqe->opcode = IORING_OP_URING_CMD;
   sqe->fd = cfg_.cdev_fd;
@@ -143,7 +147,7 @@ void UblkQueue::PrepIoCmd(IoCmd cmd, uint16_t tag, int32_t result) {
 
 void UblkQueue::PrepWakeupRead() {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  assert(sqe != nullptr);
+  if (sqe == nullptr) abort();  // see PrepIoCmd
   io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof(wake_value_), 0);
   sqe->user_data = EncodeUserData(0, CqeKind::kWakeup);
 }

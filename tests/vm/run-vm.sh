@@ -91,7 +91,7 @@ args+=(-append "$cmdline")
 start=$(date +%s.%N)
 set +e
 timeout --foreground -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null \
-  2>"$run/qemu.stderr" | tr -d '\r' | tee "$run/console.log"
+  2>"$run/qemu.stderr" | stdbuf -o0 tr -d '\r' | tee "$run/console.log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)

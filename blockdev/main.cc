@@ -1,0 +1,419 @@
+// astrafs-ublk: exports AstraFS volumes as Linux block devices /dev/ublkbN (see doc/blockdev.md).
+//
+//   astrafs-ublk add [--volume NAME] [--size BYTES] [--queues N] [--depth D] [--workers W]
+//                    [--buffer-copy] DEVICE[,DEVICE...]
+//   astrafs-ublk list
+//   astrafs-ublk del N
+//   astrafs-ublk recover N
+//   astrafs-ublk status N
+//
+// One server process per pool holds the pool and serves all of its exported volumes. `add` starts
+// it (daemonized) when no server for these members is running, or asks the running one through its
+// control socket; it prints /dev/ublkbN once the device is usable.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "astra/device.h"
+#include "astra/pool.h"
+#include "blockdev/block_server.h"
+#include "blockdev/control_socket.h"
+#include "blockdev/device_record.h"
+#include "blockdev/ublk_control.h"
+
+namespace po = boost::program_options;
+using astra::Result;
+using astra::Status;
+using namespace astra::blockdev;
+
+namespace {
+
+int Fail(const std::string& msg) {
+  std::cerr << "astrafs-ublk: " << msg << "\n";
+  return 1;
+}
+int Fail(const Status& st) { return Fail(st.ToString()); }
+
+std::vector<std::string> SplitMembers(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// "1073741824", "64M", "1G", "1GiB", "2T". kInvalidArgument on garbage or overflow.
+Result<uint64_t> ParseSize(const std::string& s) {
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return Status::InvalidArgument("size '" + s + "' is beyond the limits");
+    v = v * 10 + d;
+    i++;
+  }
+  if (i == 0) return Status::InvalidArgument("size '" + s + "' is not a number of bytes");
+  std::string unit = s.substr(i);
+  int shift = 0;
+  if (unit.empty() || unit == "B") shift = 0;
+  else if (unit == "K" || unit == "KiB" || unit == "k") shift = 10;
+  else if (unit == "M" || unit == "MiB") shift = 20;
+  else if (unit == "G" || unit == "GiB") shift = 30;
+  else if (unit == "T" || unit == "TiB") shift = 40;
+  else if (unit == "P" || unit == "PiB") shift = 50;
+  else if (unit == "E" || unit == "EiB") shift = 60;
+  else return Status::InvalidArgument("size '" + s + "': unknown unit '" + unit + "'");
+  if (shift && v > (UINT64_MAX >> shift)) {
+    return Status::InvalidArgument("size '" + s + "' is beyond the limits");
+  }
+  return v << shift;
+}
+
+Status RequireUblk() {
+  struct stat st;
+  if (stat(astra::ublk::kControlPath, &st) < 0) {
+    return Status::NotFound("ublk_drv not loaded: run modprobe ublk_drv (" +
+                            std::string(astra::ublk::kControlPath) + " is absent)");
+  }
+  return Status::Ok();
+}
+
+// "ok X" -> X; "err M" -> error M.
+Result<std::string> ParseReply(const std::string& reply) {
+  if (reply.rfind("ok", 0) == 0) return reply.size() > 3 ? reply.substr(3) : std::string();
+  if (reply.rfind("err ", 0) == 0) return Status::InvalidArgument(reply.substr(4));
+  return Status::IOError("malformed reply from the server: " + reply);
+}
+
+void WaitForNode(const std::string& path) {
+  struct stat st;
+  for (int i = 0; i < 500 && stat(path.c_str(), &st) < 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// ---- the server process ---------------------------------------------------------------------
+
+std::string HandleRequest(BlockServer& srv, const std::string& line) {
+  std::istringstream in(line);
+  std::string cmd;
+  in >> cmd;
+  auto reply = [](const Result<uint32_t>& r) {
+    return r.ok() ? "ok /dev/ublkb" + std::to_string(r.value()) : "err " + r.status().ToString();
+  };
+  if (cmd == "add") {
+    ExportOptions o;
+    uint32_t queues = 0, depth = 0, uc = 1;
+    in >> o.volume >> o.size_bytes >> queues >> depth >> o.workers_per_queue >> uc;
+    if (!in) return "err malformed add request";
+    o.queues = static_cast<uint16_t>(queues);
+    o.depth = static_cast<uint16_t>(depth);
+    o.user_copy = uc != 0;
+    return reply(srv.Export(o));
+  }
+  uint32_t id = 0;
+  if (cmd == "recover") {
+    in >> id;
+    return in ? reply(srv.Recover(id)) : "err malformed recover request";
+  }
+  if (cmd == "del") {
+    in >> id;
+    if (!in) return "err malformed del request";
+    Status st = srv.Remove(id);
+    return st.ok() ? "ok" : "err " + st.ToString();
+  }
+  if (cmd == "status") return "ok " + srv.Describe();
+  return "err unknown request '" + cmd + "'";
+}
+
+// Runs in the forked server: opens the pool, serves `first` (reporting to `report_fd`), then the
+// control socket, until no device is left or SIGTERM/SIGINT (which deletes the devices).
+int ServerMain(const std::vector<std::string>& members, const std::string& first, int report_fd) {
+  auto report = [&](const std::string& r) {
+    if (report_fd >= 0) {
+      std::string s = r + "\n";
+      ssize_t n = write(report_fd, s.data(), s.size());
+      (void)n;
+      close(report_fd);
+      report_fd = -1;
+    }
+  };
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  sigprocmask(SIG_BLOCK, &sigs, nullptr);  // before any thread exists: all inherit the mask
+  signal(SIGPIPE, SIG_IGN);
+  int sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+  const std::vector<std::string> canon = CanonicalMembers(members);
+  std::vector<std::unique_ptr<astra::Device>> devs;
+  for (const auto& m : members) {
+    auto d = astra::OpenDevice(m);
+    if (!d.ok()) {
+      report("err cannot open pool member " + m + ": " + d.status().ToString());
+      return 1;
+    }
+    devs.push_back(std::move(d.value()));
+  }
+  auto pool = astra::Pool::Open(std::move(devs));
+  if (!pool.ok()) {
+    report("err cannot open the pool: " + pool.status().ToString());
+    return 1;
+  }
+  const std::string sock_path = ControlSocketPath(canon);
+  auto listen_fd = ListenControlSocket(sock_path);
+  if (!listen_fd.ok()) {
+    report("err " + listen_fd.status().ToString());
+    (*pool)->Close().IgnoreError();
+    return 1;
+  }
+  int rc = 0;
+  {
+    BlockServer srv(pool->get(), canon);
+    Status st = srv.OpenControl();
+    std::string r = st.ok() ? HandleRequest(srv, first) : "err " + st.ToString();
+    report(r);
+    while (srv.exports() > 0) {
+      pollfd p[2] = {{*listen_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (p[1].revents & POLLIN) {
+        signalfd_siginfo si;
+        ssize_t n = read(sig_fd, &si, sizeof si);
+        (void)n;
+        fprintf(stderr, "astrafs-ublk: signal %u: removing every device\n", si.ssi_signo);
+        Status rs = srv.RemoveAll();
+        if (!rs.ok()) fprintf(stderr, "astrafs-ublk: %s\n", rs.ToString().c_str());
+        break;
+      }
+      if (p[0].revents & POLLIN) {
+        int c = accept4(*listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        auto req = ReadRequest(c);
+        WriteReply(c, req.ok() ? HandleRequest(srv, *req) : "err " + req.status().ToString());
+        close(c);
+      }
+    }
+    if (!r.starts_with("ok")) rc = 1;
+  }
+  close(*listen_fd);
+  unlink(sock_path.c_str());
+  Status cs = (*pool)->Close();
+  if (!cs.ok()) {
+    fprintf(stderr, "astrafs-ublk: closing the pool: %s\n", cs.ToString().c_str());
+    rc = 1;
+  }
+  fprintf(stderr, "astrafs-ublk: server %d exits (%d)\n", getpid(), rc);
+  return rc;
+}
+
+// Sends `request` to the server of `members`, starting one (daemonized) when none runs.
+Result<std::string> Dispatch(const std::vector<std::string>& members, const std::string& request) {
+  ASTRA_RETURN_IF_ERROR(EnsureRunDir());
+  const std::vector<std::string> canon = CanonicalMembers(members);
+  const std::string sock = ControlSocketPath(canon);
+  Result<std::string> sent = SendRequest(sock, request);
+  if (sent.ok()) return ParseReply(*sent);
+  if (!sent.status().IsNotFound()) return sent.status();
+
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0) return Status::FromErrno(errno, "pipe");
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Status::FromErrno(errno, "fork");
+  if (pid == 0) {
+    close(pfd[0]);
+    setsid();
+    // Detach from the caller's terminal and pipes (a `$(astrafs-ublk add ...)` must not wait
+    // for the server); its diagnostics go to a log next to the socket.
+    const std::string log = sock.substr(0, sock.size() - 5) + ".log";
+    int null_fd = open("/dev/null", O_RDWR);
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    dup2(null_fd, 0);
+    dup2(log_fd >= 0 ? log_fd : null_fd, 1);
+    dup2(log_fd >= 0 ? log_fd : null_fd, 2);
+    if (null_fd > 2) close(null_fd);
+    if (log_fd > 2) close(log_fd);
+    setvbuf(stderr, nullptr, _IOLBF, 0);
+    fprintf(stderr, "astrafs-ublk: server %d starts for %s\n", getpid(), sock.c_str());
+    _exit(ServerMain(members, request, pfd[1]));
+  }
+  close(pfd[1]);
+  std::string reply;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = read(pfd[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(pfd[0]);
+  while (!reply.empty() && reply.back() == '\n') reply.pop_back();
+  if (reply.empty()) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return Status::IOError("the server died while starting (see " + RunDir() + "/pool-*.log)");
+  }
+  return ParseReply(reply);
+}
+
+int CmdAdd(const std::vector<std::string>& args) {
+  po::options_description desc("astrafs-ublk add [options] DEVICE[,DEVICE...]");
+  std::string volume = "vol0", size_text, members_text;
+  uint32_t queues = 1, depth = 64, workers = 2;
+  bool buffer_copy = false;
+  desc.add_options()
+      ("volume", po::value(&volume), "volume name (created when missing and --size is given)")
+      ("size", po::value(&size_text), "logical size of a new volume (bytes, or 64M, 10G, ...)")
+      ("queues", po::value(&queues), "hardware queues (one thread and ring each), 1..16")
+      ("depth", po::value(&depth), "requests in flight per queue, 1..1024")
+      ("workers", po::value(&workers), "engine worker threads per queue, 1..16")
+      ("buffer-copy", po::bool_switch(&buffer_copy), "do not use USER_COPY even if offered")
+      ("members", po::value(&members_text), "pool members, comma-separated");
+  po::positional_options_description pos;
+  pos.add("members", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return Fail(std::string(e.what()) + "\n" + [&] { std::ostringstream o; o << desc; return o.str(); }());
+  }
+  std::vector<std::string> members = SplitMembers(members_text);
+  if (members.empty()) return Fail("add: name the pool's member devices (DEVICE[,DEVICE...])");
+  uint64_t size = 0;
+  if (!size_text.empty()) {
+    auto s = ParseSize(size_text);
+    if (!s.ok()) return Fail(s.status());
+    size = *s;
+    if (Status st = CheckVolumeSize(size); !st.ok()) return Fail(st);
+  }
+  if (Status st = CheckVolumeName(volume); !st.ok()) return Fail(st);
+  if (queues < 1 || queues > astra::ublk::kQueuesMax) return Fail("--queues must be 1..16");
+  if (depth < 1 || depth > astra::ublk::kQueueDepthMax) return Fail("--depth must be 1..1024");
+  if (workers < 1 || workers > astra::ublk::kWorkersPerQueueMax) return Fail("--workers must be 1..16");
+  if (Status st = RequireUblk(); !st.ok()) return Fail(st);
+  std::ostringstream req;
+  req << "add " << volume << " " << size << " " << queues << " " << depth << " " << workers << " "
+      << (buffer_copy ? 0 : 1);
+  auto r = Dispatch(members, req.str());
+  if (!r.ok()) return Fail(r.status().message().empty() ? r.status().ToString() : r.status().message());
+  WaitForNode(*r);
+  std::cout << *r << std::endl;
+  return 0;
+}
+
+Result<uint32_t> ParseDevId(const std::string& s) {
+  std::string t = s;
+  if (t.rfind("/dev/ublkb", 0) == 0) t = t.substr(10);
+  if (t.empty() || t.find_first_not_of("0123456789") != std::string::npos || t.size() > 6) {
+    return Status::InvalidArgument("'" + s + "' is not a ublk device number");
+  }
+  return static_cast<uint32_t>(std::stoul(t));
+}
+
+int CmdForDevice(const std::string& cmd, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail(cmd + ": give one device number N (or /dev/ublkbN)");
+  auto id = ParseDevId(args[0]);
+  if (!id.ok()) return Fail(id.status());
+  if (Status st = RequireUblk(); !st.ok()) return Fail(st);
+  auto rec = LoadDeviceRecord(*id);
+  if (!rec.ok()) return Fail(rec.status());
+  const std::string sock = ControlSocketPath(rec->members);
+  const std::string request = cmd + " " + std::to_string(*id);
+  if (cmd == "recover") {
+    auto r = Dispatch(rec->members, request);
+    if (!r.ok()) return Fail(r.status().message());
+    std::cout << *r << std::endl;
+    return 0;
+  }
+  Result<std::string> sent = SendRequest(sock, cmd == "status" ? "status" : request);
+  if (sent.ok()) {
+    auto r = ParseReply(*sent);
+    if (!r.ok()) return Fail(r.status().message());
+    if (!r->empty()) std::cout << *r << (r->back() == '\n' ? "" : "\n");
+    return 0;
+  }
+  if (!sent.status().IsNotFound()) return Fail(sent.status());
+  if (cmd == "status") return Fail("no server runs for /dev/ublkb" + args[0] + " (recover it?)");
+  // del without a server (it died): the kernel still has the device; remove it directly.
+  auto ctrl = astra::ublk::UblkControl::Open();
+  if (!ctrl.ok()) return Fail(ctrl.status());
+  Status st = (*ctrl)->StopDev(*id);
+  if (!st.ok() && !st.IsNotFound()) return Fail(st);
+  st = (*ctrl)->DelDev(*id);
+  if (!st.ok() && !st.IsNotFound()) return Fail(st);
+  RemoveDeviceRecord(*id);
+  return 0;
+}
+
+int CmdList() {
+  auto ctrl = astra::ublk::UblkControl::Open();
+  printf("%-4s %-14s %-20s %14s %-9s %8s  %s\n", "ID", "DEVICE", "VOLUME", "SIZE", "STATE", "PID",
+         "MEMBERS");
+  for (uint32_t id : ListDeviceRecords()) {
+    auto rec = LoadDeviceRecord(id);
+    if (!rec.ok()) continue;
+    std::string state = "?";
+    if (ctrl.ok()) {
+      auto info = (*ctrl)->GetDevInfo(id);
+      state = info.ok() ? astra::ublk::StateName(info->state) : "gone";
+    }
+    std::string members;
+    for (const auto& m : rec->members) members += (members.empty() ? "" : ",") + m;
+    printf("%-4u /dev/ublkb%-4u %-20s %14llu %-9s %8lld  %s\n", id, id, rec->volume.c_str(),
+           static_cast<unsigned long long>(rec->size_bytes), state.c_str(),
+           static_cast<long long>(rec->pid), members.c_str());
+  }
+  return 0;
+}
+
+void Usage() {
+  std::cerr << "usage: astrafs-ublk add [--volume NAME] [--size BYTES] [--queues N] [--depth D]\n"
+               "                        [--workers W] [--buffer-copy] DEVICE[,DEVICE...]\n"
+               "       astrafs-ublk list\n"
+               "       astrafs-ublk del N\n"
+               "       astrafs-ublk recover N\n"
+               "       astrafs-ublk status N\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    Usage();
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (cmd == "add") return CmdAdd(args);
+  if (cmd == "list") return CmdList();
+  if (cmd == "del" || cmd == "recover" || cmd == "status") return CmdForDevice(cmd, args);
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    Usage();
+    return 0;
+  }
+  Usage();
+  return 2;
+}

@@ -1,0 +1,33 @@
+#!/bin/bash
+# tests/vm/run-suite.sh — what ctest runs for label `vm`: boots one guest and runs one suite in it.
+#
+#   run-suite.sh BUILD_DIR [run-vm.sh options] -- SUITE.sh
+# Exit status: the suite's; 77 (ctest SKIP_RETURN_CODE) when the harness is not set up on this
+# machine (no qemu, or tests/vm/setup.sh has not been run) — CI runs setup.sh, so it never skips.
+# Each run gets a fresh work directory BUILD_DIR/vm-work/<suite>, shared read-write with the guest
+# (logs and any pool files the suite wants to keep).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(readlink -f "$1"); shift
+vm_opts=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do vm_opts+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+suite=$(readlink -f "$1")
+cache=${ASTRA_VM_DIR:-$HOME/.cache/astrafs-vm}
+if ! command -v qemu-system-x86_64 >/dev/null || [ ! -e "$cache/kernel" ] ||
+   [ ! -f "$cache/initramfs.cpio.gz" ]; then
+  echo "SKIP: the VM harness is not set up (run tests/vm/setup.sh as root)"
+  exit 77
+fi
+name=$(basename "$suite" .sh)
+work=$build/vm-work/$name
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+# The console is also kept in $work/console.log (ctest drops the output of a test it times out).
+set +e
+"$here/run-vm.sh" --rw "$work" "${vm_opts[@]}" -- \
+  env ASTRA_BUILD="$build" ASTRA_SRC="$(dirname "$(dirname "$here")")" ASTRA_WORK="$work" \
+      ASTRA_UBLK_RUN_DIR=/run/astrafs/ublk \
+  bash "$here/suites/lib.sh" "$suite" 2>&1 | tee "$work/console.log"
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,39 @@
+# Bad input gets a clear error and touches nothing: unknown volume without --size, sizes beyond
+# the limits or malformed, a pool already opened by another process, a volume exported twice,
+# recover/del of devices that do not exist.
+expect_error() {  # expect_error "PATTERN" command...: must fail, stderr must match PATTERN
+  local pattern=$1; shift
+  if "$@" >/tmp/out 2>/tmp/err; then cat /tmp/out; fail "'$*' succeeded"; fi
+  grep -q -- "$pattern" /tmp/err || { cat /tmp/err; fail "'$*': error does not say '$pattern'"; }
+  echo "ok: $(head -1 /tmp/err)"
+}
+step "format a 4+2 pool"
+make_pool 4 2
+step "unknown volume without --size"
+expect_error "does not exist: give --size" ublk add --volume nosuch "$MEMBERS"
+step "sizes beyond the limits, malformed, too small"
+expect_error "beyond the limit" ublk add --volume big --size 1P "$MEMBERS"
+expect_error "beyond the limits" ublk add --volume big --size 99999999999999999999 "$MEMBERS"
+expect_error "unknown unit" ublk add --volume big --size 10X "$MEMBERS"
+expect_error "multiple of 4096" ublk add --volume odd --size 1048577 "$MEMBERS"
+expect_error "below the minimum" ublk add --volume tiny --size 4096 "$MEMBERS"
+expect_error "volume name" ublk add --volume 'a/b' --size 1G "$MEMBERS"
+[ -z "$(ls /run/astrafs/ublk/*.json 2>/dev/null)" ] || fail "a failed add left a device behind"
+step "a pool member held by another process"
+flock /dev/vmh/nvme3n1 sleep 30 &
+holder=$!
+sleep 0.5
+expect_error "pool" ublk add --volume v --size 1G "$MEMBERS"
+kill $holder; wait $holder 2>/dev/null || true
+step "a volume exported twice; an existing volume with another size"
+dev=$(ublk add --volume v --size 1G "$MEMBERS")
+expect_error "already exported" ublk add --volume v "$MEMBERS"
+expect_error "exists with size" ublk add --volume v --size 2G "$MEMBERS"
+step "recover / del / status of devices that do not exist"
+expect_error "no record" ublk recover 77
+expect_error "no record" ublk del 77
+expect_error "not a ublk device number" ublk del abc
+expect_error "already served" ublk recover "${dev#/dev/ublkb}"
+step "data is intact after all that"
+fio_verify v "$dev" --rw=randwrite --bs=4k --size=16M --iodepth=32
+ublk del "${dev#/dev/ublkb}"
