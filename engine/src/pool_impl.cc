@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "crc.h"
 #include "journal.h"
@@ -1428,6 +1429,7 @@ Status PoolImpl::ReplayJournal(uint64_t* end_offset, uint64_t* next_seq, uint64_
   struct Chain { uint32_t member; uint64_t end; std::vector<std::vector<uint8_t>> batches; };
   Chain best{UINT32_MAX, sb_.journal_head_offset, {}};
   const uint64_t J = sb_.journal_bytes;
+  uint64_t later_seq = 0;
   for (uint32_t i = 0; i < n_; i++) {
     if (members_[i]->state != MemberState::kOnline) continue;
     Chain c{i, sb_.journal_head_offset, {}};
@@ -1454,8 +1456,23 @@ Status PoolImpl::ReplayJournal(uint64_t* end_offset, uint64_t* next_seq, uint64_
       c.end = pos;
       seq++;
     }
+    // Is this the end of the journal, or a damaged batch with later ones behind it? Only the
+    // newest batch can be torn (the next is written after it is stable on every member).
+    for (uint64_t probe = pos; probe < std::min(J, pos + J / 4); probe += kBlockBytes) {
+      BatchHeader h;
+      uint64_t at = probe + kBlockBytes < J ? probe + kBlockBytes : 0;
+      if (members_[i]->dev->Read(sb_.journal_offset_bytes + at, hdr.get(), kBlockBytes).ok() &&
+          DecodeBatchHeader(hdr.get(), pool_tag_, seq + 1, J, &h))
+        later_seq = std::max(later_seq, seq + 1);
+      if (at == 0) break;
+    }
     if (best.member == UINT32_MAX || c.batches.size() > best.batches.size()) best = std::move(c);
   }
+  if (later_seq > sb_.journal_head_seq + best.batches.size())
+    return Status::Corruption("journal batch " + std::to_string(sb_.journal_head_seq + best.batches.size()) +
+                              " is damaged on every member, but later batches exist: opening would lose "
+                              "acknowledged writes; the member journals need repair")
+        .WithDataLoss();
   uint64_t seq = sb_.journal_head_seq;
   for (auto& b : best.batches) {
     BatchHeader h;
@@ -1477,27 +1494,36 @@ Status PoolImpl::ReplayJournal(uint64_t* end_offset, uint64_t* next_seq, uint64_
 Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
   std::lock_guard<std::mutex> wl(write_mu_);
   if (closed_) return Status::InvalidArgument("pool is closed");
-  if (repair && !read_only_) ASTRA_RETURN_IF_ERROR(WriteOutLocked(true));
+  const bool fix = repair && !read_only_;
+  if (fix) ASTRA_RETURN_IF_ERROR(WriteOutLocked(true));
   CheckReport rep;
+  auto problem = [&](std::string p) {
+    if (rep.problems.size() < 1000) rep.problems.push_back(std::move(p));
+  };
   // Superblock copies.
   for (uint32_t i = 0; i < n_; i++) {
     if (members_[i]->state != MemberState::kOnline) continue;
     for (int c = 0; c < 2; c++)
       if (!members_[i]->sb_valid[c]) {
         rep.other_errors++;
-        rep.problems.push_back(MemberName(i, members_[i]->dev.get()) + ": superblock " + (c ? "B" : "A") + " invalid");
+        problem(MemberName(i, members_[i]->dev.get()) + ": superblock " + (c ? "B" : "A") + " invalid");
       }
   }
-  if (repair && !read_only_ && rep.other_errors) {
+  if (fix && rep.other_errors) {
     ASTRA_RETURN_IF_ERROR(WriteSuperblocksLocked());
     rep.repaired += rep.other_errors;
   }
   // Derived metadata: reference counts, live bytes, dedup index.
   {
     std::shared_lock<std::shared_mutex> l(mu_);
-    rep.refcount_errors = state_.VerifyDerived(&rep.problems);
+    std::vector<std::string> p;
+    rep.refcount_errors = state_.VerifyDerived(&p);
+    for (auto& x : p) problem(std::move(x));
     rep.blocks_mapped = state_.mapped_blocks();
   }
+  const uint64_t sdb = StripeDataBytes();
+  auto row_key = [](uint32_t seg, uint32_t row) { return (uint64_t(seg) << 32) | row; };
+  std::set<uint64_t> live_rows, bad_rows;
   // Every extent: read, verify checksum, decode; dedup entries: fingerprint of the stored block.
   const uint32_t nx = state_.ExtentCount();
   uint64_t total = nx, done = 0;
@@ -1507,6 +1533,8 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
     if (progress && id % 4096 == 0) progress(done, total, "extents");
     if (!state_.ExtentUsed(id)) continue;
     Extent x = state_.extent(id);
+    const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
+    for (uint32_t r = r0; r <= r1; r++) live_rows.insert(row_key(x.segment, r));
     rep.extents_checked++;
     bool rebuilt = false;
     Status s;
@@ -1519,23 +1547,22 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
     if (s.ok()) s = DecodeBlock(x, stored, block);
     if (!s.ok()) {
       rep.checksum_errors++;
-      rep.problems.push_back("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) +
-                             " offset " + std::to_string(x.offset) + "): " + s.ToString());
+      problem("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) + " offset " +
+              std::to_string(x.offset) + "): " + s.ToString());
       continue;
     }
     if (rebuilt) {
       rep.checksum_errors++;
-      rep.problems.push_back("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) +
-                             "): bad chunk, rebuilt from parity");
-      if (repair && !read_only_ && RelocateLocked(id, stored, x.length).ok()) rep.repaired++;
+      problem("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) +
+              "): bad chunk, rebuilt from parity");
+      for (uint32_t r = r0; r <= r1; r++) bad_rows.insert(row_key(x.segment, r));
     }
     if (x.fingerprint != 0 && sb_.dedup && !opts_.force_fingerprint && Fingerprint(block) != x.fingerprint) {
       rep.other_errors++;
-      rep.problems.push_back("extent " + std::to_string(id) + ": stored block does not match its dedup fingerprint");
+      problem("extent " + std::to_string(id) + ": stored block does not match its dedup fingerprint");
     }
   }
-  // Every written stripe: parity must match the data.
-  const uint64_t sdb = StripeDataBytes();
+  // Every written stripe that holds live data: parity must match the data.
   std::vector<AlignedBuf> chunks(w_), parity(m_);
   for (uint32_t c = 0; c < w_; c++) chunks[c] = AllocAligned(chunk_);
   for (uint32_t c = 0; c < m_; c++) parity[c] = AllocAligned(chunk_);
@@ -1548,9 +1575,9 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
     if (g.state != SegState::kOpen && g.state != SegState::kSealed) continue;
     uint32_t rows = g.written_stripes;
     if (s == open_.seg) rows = uint32_t(open_.disk_pos / sdb);
-    std::vector<uint32_t> bad_rows;
     for (uint32_t r = 0; r < rows; r++, done++) {
       if (progress && done % 4096 == 0) progress(done, total, "stripes");
+      if (!live_rows.count(row_key(s, r))) continue;  // dead stripe: nothing to protect
       std::vector<uint32_t> erased;
       ReadRow(s, r, cp.data(), &erased);
       if (!erased.empty()) continue;  // degraded row: parity cannot be fully verified
@@ -1559,34 +1586,32 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
       for (uint32_t c = 0; c < m_; c++)
         if (std::memcmp(pp[c], cp[k_ + c], chunk_) != 0) {
           rep.parity_errors++;
-          rep.problems.push_back("segment " + std::to_string(s) + " stripe " + std::to_string(r) +
-                                 ": parity " + std::to_string(c) + " does not match the data");
-          bad_rows.push_back(r);
+          problem("segment " + std::to_string(s) + " stripe " + std::to_string(r) + ": parity " +
+                  std::to_string(c) + " does not match the data");
+          bad_rows.insert(row_key(s, r));
           break;
         }
     }
-    if (repair && !read_only_ && !bad_rows.empty()) {
-      // Redundancy is restored by moving the live extents of the bad stripes (never in place).
-      std::vector<uint32_t> ids;
-      for (uint32_t id = 0; id < state_.ExtentCount(); id++) {
-        if (!state_.ExtentUsed(id)) continue;
-        const Extent& x = state_.extent(id);
-        if (x.segment != s) continue;
-        uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
-        for (uint32_t br : bad_rows) if (br >= r0 && br <= r1) { ids.push_back(id); break; }
-      }
-      for (uint32_t id : ids) {
-        Extent x = state_.extent(id);
-        bool rebuilt;
-        if (ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt).ok() &&
-            RelocateLocked(id, stored, x.length).ok())
-          rep.repaired++;
-      }
+  }
+  if (fix && !bad_rows.empty()) {
+    // Restore redundancy by moving every live extent out of a damaged stripe (never in place);
+    // the stripe is dead afterwards and its segment is reclaimed like any other.
+    for (uint32_t id = 0; id < state_.ExtentCount(); id++) {
+      if (!state_.ExtentUsed(id)) continue;
+      Extent x = state_.extent(id);
+      const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
+      bool hit = false;
+      for (uint32_t r = r0; r <= r1 && !hit; r++) hit = bad_rows.count(row_key(x.segment, r)) > 0;
+      if (!hit) continue;
+      bool rebuilt;
+      if (ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt).ok() &&
+          RelocateLocked(id, stored, x.length).ok())
+        rep.repaired++;
     }
   }
   if (progress) progress(total, total, "done");
-  if (repair && !read_only_) FailNoisyMembersLocked();
-  if (repair && !read_only_ && rep.repaired) ASTRA_RETURN_IF_ERROR(FlushLocked());
+  if (fix) FailNoisyMembersLocked();
+  if (fix && rep.repaired) ASTRA_RETURN_IF_ERROR(FlushLocked());
   return rep;
 }
 
