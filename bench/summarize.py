@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Summarises a fio-jobs/run-engine-bench.sh result directory as Markdown: raw fio numbers,
+astra_bench numbers, and engine/raw ratios against the floors (doc/benchmarks.md)."""
+import glob
+import json
+import os
+import sys
+
+WRITE_FLOOR, READ_FLOOR, META_LIMIT = 0.60, 0.70, 64.0
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def fio_jobs(path):
+    out = {}
+    for j in load(path)["jobs"]:
+        side = "write" if j["write"]["io_bytes"] > 0 else "read"
+        out[j["jobname"]] = {"mib_s": j[side]["bw"] / 1024.0, "iops": j[side]["iops"]}
+    return out
+
+
+def phase(results, name, threads):
+    for r in results:
+        if r["phase"] == name and r["threads"] == threads:
+            return r
+    return None
+
+
+def main(out):
+    lines = []
+    p = lines.append
+    machine = open(os.path.join(out, "machine.txt")).read().strip().splitlines()
+    settings = open(os.path.join(out, "settings")).read().split()
+    p("## Machine\n")
+    for l in machine:
+        p(f"- {l}")
+    p("")
+    failed = []
+    for dirf in sorted(glob.glob(os.path.join(out, "t*.dir"))):
+        tag = os.path.basename(dirf)[:-4]
+        d = open(dirf).read().strip()
+        direct = open(os.path.join(out, tag + ".direct")).read().strip()
+        fs = open(os.path.join(out, tag + ".fs")).read().split()
+        fstype = fs[1] if len(fs) > 1 else "?"
+        p(f"## Target `{d}` ({fstype}; fio direct={direct}; engine O_DIRECT)\n")
+        raw = {nj: fio_jobs(os.path.join(out, f"{tag}-fio-nj{nj}.json")) for nj in (1, 2)}
+        pre = fio_jobs(os.path.join(out, f"{tag}-fio-prefill.json"))["prefill"]
+        p(f"Raw fio, aggregate over the 6 files (prefill, 1 MiB writes: {pre['mib_s']:.0f} MiB/s):\n")
+        p("| pattern | numjobs | MiB/s | IOPS |")
+        p("|---|---:|---:|---:|")
+        for nj in (1, 2):
+            for job in ("seqwrite", "seqread", "randwrite", "randread"):
+                r = raw[nj][job]
+                p(f"| {job} | {nj} | {r['mib_s']:.1f} | {r['iops']:.0f} |")
+        p("")
+        for si, s in enumerate(settings):
+            comp, dedup = s.split(":")
+            jf = os.path.join(out, f"{tag}-astra-{comp}-{dedup}.json")
+            if not os.path.exists(jf):
+                continue
+            a = load(jf)
+            res = a["results"]
+            k, m = a["config"]["k"], a["config"]["m"]
+            eff = k / (k + m)
+            p(f"Engine ({k}+{m}, compression={comp}, dedup={dedup}):\n")
+            p("| phase | threads | MiB/s | IOPS | p50 us | p99 us | seconds | flush s | blocks verified | errors |")
+            p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for r in res:
+                p(f"| {r['phase']} | {r['threads']} | {r['mib_s']:.1f} | {r['iops']:.0f} | {r['p50_us']:.1f} | "
+                  f"{r['p99_us']:.1f} | {r['seconds']:.3f} | {r['flush_seconds']:.3f} | {r['verified_blocks']} | "
+                  f"{r['verify_errors']} |")
+            p("")
+            meta = a.get("meta")
+            if meta:
+                ok = meta["bytes_per_block"] <= META_LIMIT
+                p(f"Metadata RAM: {meta['blocks']} unique blocks written, VmRSS {meta['rss_before']} -> "
+                  f"{meta['rss_after']} bytes: **{meta['bytes_per_block']:.1f} bytes/block** = "
+                  f"{meta['gib_per_tib']:.2f} GiB of RAM per TiB stored (limit {META_LIMIT:.0f} bytes/block: "
+                  f"{'PASS' if ok else 'FAIL'}). Curve (blocks, RSS): {meta['curve']}\n")
+                if si == 0 and not ok:
+                    failed.append(f"{d} meta {meta['bytes_per_block']:.1f} B/block")
+            p(f"Ratios (engine {comp}/{dedup} vs raw; write baseline = raw x k/(k+m) = raw x {eff:.3f}; "
+              f"random phases: engine with 32 x T threads vs fio iodepth 32 x numjobs T):\n")
+            p("| metric | T | engine MiB/s | raw MiB/s | baseline MiB/s | ratio | floor | verdict |")
+            p("|---|---:|---:|---:|---:|---:|---:|---|")
+            for T in (1, 2):
+                for metric, ename, eT, fjob, is_write in (
+                    ("seq write 128k", "seqwrite-128k", T, "seqwrite", True),
+                    ("seq read 128k", "seqread-128k", T, "seqread", False),
+                    ("rand write 4k QD32", "randwrite-4k", 32 * T, "randwrite", True),
+                    ("rand read 4k QD32", "randread-4k", 32 * T, "randread", False),
+                ):
+                    e = phase(res, ename, eT)
+                    if e is None:
+                        continue
+                    rawv = raw[T][fjob]["mib_s"]
+                    base = rawv * eff if is_write else rawv
+                    ratio = e["mib_s"] / base if base else 0
+                    floor = WRITE_FLOOR if is_write else READ_FLOOR
+                    ok = ratio >= floor
+                    p(f"| {metric} | {T} | {e['mib_s']:.1f} | {rawv:.1f} | {base:.1f} | **{ratio:.2f}** | "
+                      f"{floor:.2f} | {'PASS' if ok else 'FAIL'} |")
+                    if si == 0 and not ok:
+                        failed.append(f"{d} {metric} T={T}: {ratio:.2f} < {floor:.2f}")
+            p("")
+    p("## Verdict\n")
+    if failed:
+        p("Below the floors (raw setting):\n")
+        for f in failed:
+            p(f"- {f}")
+    else:
+        p("All ratios at or above the floors.")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
