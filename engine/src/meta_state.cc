@@ -18,8 +18,11 @@ void EndRec(Encoder* e, size_t len_pos) {
 }
 }  // namespace
 
-void MetaState::Init(uint64_t segments, bool dedup) {
+void MetaState::Init(uint64_t segments, bool dedup, uint64_t capacity_bytes) {
   dedup_enabled_ = dedup;
+  // Smallest possible stored extent is a few bytes; bound ids so a corrupt id cannot make the
+  // extent table allocate more than the pool could ever hold.
+  max_extents_ = std::min<uint64_t>(kExtentsMax, capacity_bytes / 8 + 1024);
   segs_.assign(segments, SegmentInfo{});
   free_segs_.clear();
   for (uint32_t s = 0; s < segments; s++) free_segs_.insert(s);
@@ -179,8 +182,11 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       uint32_t l = d.U32();
       x.flags = d.U8(); x.crc = d.U32(); x.fingerprint = d.U64();
       if (!d.ok()) return bad("new-extent truncated");
-      if (id >= kExtentsMax || x.segment >= segs_.size() || l == 0 || l > kBlockBytes)
+      // Ids are handed out densely (a free id, or the next new one), never beyond.
+      if (id > extents_.size() || id >= max_extents_ || x.segment >= segs_.size() || l == 0 ||
+          l > kBlockBytes)
         return bad("new-extent out of range");
+      if (segs_[x.segment].state != SegState::kOpen) return bad("new-extent in a segment that is not open");
       x.length = uint16_t(l);
       if (id >= extents_.size()) extents_.resize(size_t(id) + 1);
       if (extents_[id].used) return bad("new-extent id already in use");
@@ -281,6 +287,7 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
     case RecordType::kExtentMove: {
       uint32_t id = d.U32(), s = d.U32(), off = d.U32();
       if (!d.ok() || !ExtentUsed(id) || s >= segs_.size()) return bad("extent-move out of range");
+      if (segs_[s].state != SegState::kOpen) return bad("extent-move into a segment that is not open");
       Extent& x = extents_[id];
       uint32_t old = x.segment;
       segs_[old].live_bytes -= x.length;
@@ -363,6 +370,7 @@ void MetaState::Serialize(Encoder* e) const {
     e->U8(uint8_t(keep ? s.kind : SegKind::kData));
     e->U32(keep ? s.written_stripes : 0);
   }
+  e->U64(extents_.size());  // table size: ids of free slots stay valid for replayed records
   e->U64(used_extents_);
   for (uint32_t id = 0; id < extents_.size(); id++) {
     const Extent& x = extents_[id];
@@ -405,9 +413,11 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
     s.kind = SegKind(kind);
     s.live_bytes = 0;
   }
+  uint64_t table = d.U64();
   uint64_t nx = d.U64();
-  if (!d.ok() || nx > kExtentsMax) return bad("extent count");
+  if (!d.ok() || table > max_extents_ || nx > table || nx > d.remaining() / 31) return bad("extent count");
   extents_.clear();
+  extents_.resize(table);
   std::vector<uint32_t> stored_refs;
   for (uint64_t i = 0; i < nx && d.ok(); i++) {
     uint32_t id = d.U32();
@@ -415,9 +425,10 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
     x.segment = d.U32(); x.offset = d.U32(); x.length = d.U16(); x.flags = d.U8();
     x.crc = d.U32(); x.refs = d.U32(); x.fingerprint = d.U64();
     if (!d.ok()) break;
-    if (id >= kExtentsMax || x.segment >= segs_.size() || x.length == 0 || x.length > kBlockBytes)
+    if (id >= table || x.segment >= segs_.size() || x.length == 0 || x.length > kBlockBytes)
       return bad("extent " + std::to_string(id) + " out of range");
-    if (id >= extents_.size()) extents_.resize(size_t(id) + 1);
+    if (segs_[x.segment].state != SegState::kOpen && segs_[x.segment].state != SegState::kSealed)
+      return bad("extent " + std::to_string(id) + " lives in a segment not in use");
     if (extents_[id].used) return bad("extent " + std::to_string(id) + " listed twice");
     x.used = 1;
     extents_[id] = x;

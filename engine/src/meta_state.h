@@ -57,7 +57,8 @@ struct MapKey {
 
 class MetaState {
  public:
-  void Init(uint64_t segments, bool dedup);
+  // `capacity_bytes`: data capacity of the pool (bounds the extent table against corrupt ids).
+  void Init(uint64_t segments, bool dedup, uint64_t capacity_bytes);
 
   // Applies one encoded record (type byte + u32 length + body). kCorruption if it does not decode
   // or references something out of range (replayed bytes are never trusted).
@@ -120,6 +121,7 @@ class MetaState {
   void SegmentMaybeFree(uint32_t s);
 
   bool dedup_enabled_ = true;
+  uint64_t max_extents_ = kExtentsMax;
   std::vector<Extent> extents_;
   std::vector<uint32_t> free_ids_;
   absl::btree_map<MapKey, uint32_t> map_;

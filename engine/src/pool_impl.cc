@@ -274,7 +274,7 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
 
   ec_ = std::make_unique<ErasureCode>(k_, m_);
   codec_ = std::make_unique<BlockCodec>(sb_.compression_level ? sb_.compression_level : 1);
-  state_.Init(sb_.segments, sb_.dedup != 0);
+  state_.Init(sb_.segments, sb_.dedup != 0, sb_.segments * SegmentDataBytes());
   stale_.assign(sb_.segments, 0);
   for (uint32_t i = 0; i < n_; i++)
     if (members_[i]->state != MemberState::kOnline)
