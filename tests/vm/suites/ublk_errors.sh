@@ -23,8 +23,9 @@ step "a pool member held by another process"
 flock /dev/vmh/nvme3n1 sleep 30 &
 holder=$!
 sleep 0.5
+holder_child=$(pgrep -P "$holder")   # the sleep inherits the locked descriptor
 expect_error "pool" ublk add --volume v --size 1G "$MEMBERS"
-kill $holder; wait $holder 2>/dev/null || true
+kill "$holder_child" "$holder"; wait "$holder" 2>/dev/null || true
 step "a volume exported twice; an existing volume with another size"
 dev=$(ublk add --volume v --size 1G "$MEMBERS")
 expect_error "already exported" ublk add --volume v "$MEMBERS"

@@ -15,11 +15,11 @@ step "fio O_SYNC random writes with verify in the background; kill -9 the server
 # sync=1: every write completes only once durable (FUA), so everything fio has seen complete must
 # survive the server's death; verification runs after the write phase, on the recovered server.
 fio --name=crash --filename="$dev" --ioengine=io_uring --direct=1 --sync=1 --rw=randwrite \
-    --bs=4k --size=32M --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+    --bs=4k --size=4M --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 \
     --verify_state_save=0 --output-format=terse --terse-version=3 > /tmp/crash.terse 2>&1 &
 fio_pid=$!
 pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
-sleep 4
+sleep 3
 kill -0 $fio_pid 2>/dev/null || { cat /tmp/crash.terse; fail "fio finished before the kill: make it longer"; }
 echo "killing server $pid"
 kill -9 "$pid"
@@ -40,5 +40,6 @@ step "a second kill while idle, recover, full fio verify"
 pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
 kill -9 "$pid"
 ublk recover "$id"
-fio_verify after "$dev" --rw=randwrite --bs=64k --size=64M --offset=128M --iodepth=32
+step "full fio verify after the second recovery"
+fio_verify after "$dev" --rw=randwrite --bs=64k --size=16M --offset=128M --iodepth=32
 ublk del "$id"
