@@ -37,4 +37,22 @@ expect_error "not a ublk device number" ublk del abc
 expect_error "already served" ublk recover "${dev#/dev/ublkb}"
 step "data is intact after all that"
 fio_verify v "$dev" --rw=randwrite --bs=4k --size=16M --iodepth=32
+step "SIGTERM: the server deletes its devices and closes the pool"
+pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
+kill -TERM "$pid"
+for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "server $pid still running 30 s after SIGTERM"
+[ ! -e "$dev" ] || fail "$dev still exists after SIGTERM"
+[ -z "$(ls /run/astrafs/ublk/*.json 2>/dev/null)" ] || fail "records left after SIGTERM"
+step "del of a device whose server died (kill -9): removed without a server"
+dev=$(ublk add --volume v "$MEMBERS")
+pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
+kill -9 "$pid"
+ublk del "${dev#/dev/ublkb}"
+[ ! -e "$dev" ] || fail "$dev still exists after del"
+step "the volume's data survived all of it"
+dev=$(ublk add --volume v "$MEMBERS")
+fio --name=v --filename="$dev" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --size=16M \
+    --iodepth=32 --verify=crc32c --verify_only=1 --verify_fatal=1 --verify_state_save=0 \
+    >/dev/null || fail "volume v lost data"
 ublk del "${dev#/dev/ublkb}"
