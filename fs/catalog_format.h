@@ -33,16 +33,16 @@ inline constexpr char kSuperMagic[8] = {'A', 'S', 'T', 'R', 'A', 'F', 'S', '1'};
 inline constexpr size_t kSuperBytes = 24;        // magic 8, version 1, pad 7, root ino 8
 inline constexpr size_t kInodeFixedBytes = 104;  // see EncodeInode for the field offsets
 inline constexpr size_t kInodeCrcBytes = 4;
-inline constexpr size_t kDentryBytes = 10;       // version 1, type 1, ino 8
+inline constexpr size_t kDentryBytes = 10;  // version 1, type 1, ino 8
 
 // ---- Limits ----
-inline constexpr Ino kRootIno = 1;                 // FUSE_ROOT_ID
-inline constexpr uint32_t kNameBytesMax = 255;     // NAME_MAX
-inline constexpr uint32_t kSymlinkBytesMax = 4095; // PATH_MAX - 1
+inline constexpr Ino kRootIno = 1;                  // FUSE_ROOT_ID
+inline constexpr uint32_t kNameBytesMax = 255;      // NAME_MAX
+inline constexpr uint32_t kSymlinkBytesMax = 4095;  // PATH_MAX - 1
 inline constexpr uint32_t kXattrNameBytesMax = 255;
-inline constexpr uint32_t kXattrValueBytesMax = 65536;  // XATTR_SIZE_MAX
-inline constexpr uint32_t kFileBlockBytes = 4096;       // == astra::kBlockBytes
-inline constexpr uint64_t kFileBytesMax = (1ull << 52); // 2^40 blocks of 4 KiB (4 PiB)
+inline constexpr uint32_t kXattrValueBytesMax = 65536;   // XATTR_SIZE_MAX
+inline constexpr uint32_t kFileBlockBytes = 4096;        // == astra::kBlockBytes
+inline constexpr uint64_t kFileBytesMax = (1ull << 52);  // 2^40 blocks of 4 KiB (4 PiB)
 
 struct Timespec {
   int64_t sec = 0;

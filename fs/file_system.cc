@@ -162,10 +162,12 @@ void FileSystem::AddDeleteInode(CatalogTxn* txn, Ino ino, const InodeRecord& rec
   txn->Delete(InodeKey(ino));
   txn->Delete(OrphanKey(ino));
   const std::string prefix = XattrPrefix(ino);
-  pool_->Scan(prefix, PrefixEnd(prefix), [&](std::string_view k, std::string_view) {
-         txn->Delete(std::string(k));
-         return true;
-       })
+  pool_
+      ->Scan(prefix, PrefixEnd(prefix),
+             [&](std::string_view k, std::string_view) {
+               txn->Delete(std::string(k));
+               return true;
+             })
       .IgnoreError();  // a leftover xattr of a deleted inode is unreachable; fsck reports it
   if (S_ISREG(rec.mode)) txn->DeleteObject(ino);
 }
@@ -535,8 +537,8 @@ int FileSystem::Rmdir(Ino parent, std::string_view name) {
   }
 }
 
-int FileSystem::Rename(Ino parent, std::string_view name, Ino new_parent,
-                       std::string_view new_name, unsigned flags) {
+int FileSystem::Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                       unsigned flags) {
   if (name.size() > kNameBytesMax || new_name.size() > kNameBytesMax) return ENAMETOOLONG;
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
@@ -600,11 +602,11 @@ int FileSystem::Rename(Ino parent, std::string_view name, Ino new_parent,
         if (dst_dir) {
           bool empty = true;
           const std::string prefix = DentryPrefix(dst);
-          Status st = pool_->Scan(prefix, PrefixEnd(prefix),
-                                  [&](std::string_view, std::string_view) {
-                                    empty = false;
-                                    return false;
-                                  });
+          Status st =
+              pool_->Scan(prefix, PrefixEnd(prefix), [&](std::string_view, std::string_view) {
+                empty = false;
+                return false;
+              });
           if (!st.ok()) return st.ToErrno();
           if (!empty) return ENOTEMPTY;
           p2->rec.nlink--;  // the replaced directory's ".."

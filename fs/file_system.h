@@ -100,8 +100,7 @@ class FileSystem {
   int Write(Ino ino, uint64_t off, const char* buf, size_t size, bool append, size_t* written);
   int Sync();
   int Fallocate(Ino ino, int mode, int64_t off, int64_t len);
-  int CopyFileRange(Ino in, uint64_t off_in, Ino out, uint64_t off_out, size_t len,
-                    size_t* copied);
+  int CopyFileRange(Ino in, uint64_t off_in, Ino out, uint64_t off_out, size_t len, size_t* copied);
   int Lseek(Ino ino, int64_t off, int whence, int64_t* result);
 
   int StatFs(struct statvfs* out);

@@ -2,7 +2,6 @@
 // answered exactly once; the callbacks translate FUSE arguments and replies and nothing else.
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
-
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -95,8 +94,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_POSIX_ACL;
   if (!(conn->want & FUSE_CAP_WRITEBACK_CACHE)) srv->opts.writeback_cache = false;
   spdlog::info("fuse: protocol {}.{}, max_write {} KiB, writeback cache {}", conn->proto_major,
-               conn->proto_minor, conn->max_write / 1024,
-               srv->opts.writeback_cache ? "on" : "off");
+               conn->proto_minor, conn->max_write / 1024, srv->opts.writeback_cache ? "on" : "off");
 }
 
 void OpDestroy(void* userdata) { static_cast<Server*>(userdata)->fs->Shutdown(); }
@@ -254,8 +252,8 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   size_t written = 0;
-  if (int err = F(req)->Write(ino, static_cast<uint64_t>(off), buf, size,
-                              (fi->fh & kFhAppend) != 0, &written)) {
+  if (int err = F(req)->Write(ino, static_cast<uint64_t>(off), buf, size, (fi->fh & kFhAppend) != 0,
+                              &written)) {
     fuse_reply_err(req, err);
     return;
   }
@@ -288,47 +286,53 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
                bool plus) {
   auto* h = reinterpret_cast<DirHandle*>(fi->fh);
-  std::lock_guard<std::mutex> l(h->mu);
-  if (off == 0 || !h->loaded) {
-    // (Re)read at offset 0 (rewinddir); later offsets index this snapshot.
-    if (int err = F(req)->ListDir(ino, &h->entries)) {
-      fuse_reply_err(req, err);
-      return;
-    }
-    h->loaded = true;
-  }
   std::vector<char> buf(size);
   size_t pos = 0;
-  for (size_t i = static_cast<size_t>(off); i < h->entries.size(); ++i) {
-    const DirEntry& d = h->entries[i];
-    const off_t next = static_cast<off_t>(i + 1);
-    size_t len;
-    if (plus) {
-      fuse_entry_param e{};
-      const bool dot = d.name == "." || d.name == "..";
-      if (dot) {
-        e.attr.st_ino = d.ino;
-        e.attr.st_mode = static_cast<mode_t>(d.type) << 12;
-      } else {
-        Attr a;
-        if (F(req)->GetAttr(d.ino, &a) != 0) continue;  // removed since the snapshot
-        e.ino = d.ino;
-        e.generation = a.generation;
-        e.attr = a.st;
-        e.attr_timeout = S(req)->opts.attr_timeout_s;
-        e.entry_timeout = S(req)->opts.entry_timeout_s;
-      }
-      len = fuse_add_direntry_plus(req, buf.data() + pos, size - pos, d.name.c_str(), &e, next);
-      if (len > size - pos) break;
-      if (!dot) F(req)->AddLookup(d.ino);  // the kernel counts a lookup per entry it receives
-    } else {
-      struct stat st {};
-      st.st_ino = d.ino;
-      st.st_mode = static_cast<mode_t>(d.type) << 12;
-      len = fuse_add_direntry(req, buf.data() + pos, size - pos, d.name.c_str(), &st, next);
-      if (len > size - pos) break;
+  int err = 0;
+  {
+    // The lock must be released before the reply: once the kernel has the reply, the process may
+    // close the directory and releasedir may free `h` on another thread.
+    std::lock_guard<std::mutex> l(h->mu);
+    if (off == 0 || !h->loaded) {
+      // (Re)read at offset 0 (rewinddir); later offsets index this snapshot.
+      err = F(req)->ListDir(ino, &h->entries);
+      h->loaded = err == 0;
     }
-    pos += len;
+    for (size_t i = static_cast<size_t>(off); err == 0 && i < h->entries.size(); ++i) {
+      const DirEntry& d = h->entries[i];
+      const off_t next = static_cast<off_t>(i + 1);
+      size_t len;
+      if (plus) {
+        fuse_entry_param e{};
+        const bool dot = d.name == "." || d.name == "..";
+        if (dot) {
+          e.attr.st_ino = d.ino;
+          e.attr.st_mode = static_cast<mode_t>(d.type) << 12;
+        } else {
+          Attr a;
+          if (F(req)->GetAttr(d.ino, &a) != 0) continue;  // removed since the snapshot
+          e.ino = d.ino;
+          e.generation = a.generation;
+          e.attr = a.st;
+          e.attr_timeout = S(req)->opts.attr_timeout_s;
+          e.entry_timeout = S(req)->opts.entry_timeout_s;
+        }
+        len = fuse_add_direntry_plus(req, buf.data() + pos, size - pos, d.name.c_str(), &e, next);
+        if (len > size - pos) break;
+        if (!dot) F(req)->AddLookup(d.ino);  // the kernel counts a lookup per entry it receives
+      } else {
+        struct stat st {};
+        st.st_ino = d.ino;
+        st.st_mode = static_cast<mode_t>(d.type) << 12;
+        len = fuse_add_direntry(req, buf.data() + pos, size - pos, d.name.c_str(), &st, next);
+        if (len > size - pos) break;
+      }
+      pos += len;
+    }
+  }
+  if (err != 0) {
+    fuse_reply_err(req, err);
+    return;
   }
   fuse_reply_buf(req, buf.data(), pos);
 }
@@ -533,7 +537,8 @@ Status Serve(Pool& pool, const std::string& mountpoint, const ServeOptions& opts
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);  // calls destroy (orphan cleanup) if the kernel did not already
-  spdlog::info("unmounted {} ({})", mountpoint, rc == 0 ? "clean" : "loop error " + std::to_string(rc));
+  spdlog::info("unmounted {} ({})", mountpoint,
+               rc == 0 ? "clean" : "loop error " + std::to_string(rc));
   if (rc < 0) return Status::IOError("fuse session loop failed: " + std::string(strerror(-rc)));
   return Status::Ok();
 }

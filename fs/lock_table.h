@@ -50,7 +50,8 @@ class ShardSet {
       if (ino != 0) shards_[n_++] = LockShard(ino);
     }
     std::sort(shards_.begin(), shards_.begin() + n_);
-    n_ = static_cast<uint32_t>(std::unique(shards_.begin(), shards_.begin() + n_) - shards_.begin());
+    n_ =
+        static_cast<uint32_t>(std::unique(shards_.begin(), shards_.begin() + n_) - shards_.begin());
   }
   uint32_t size() const { return n_; }
   uint32_t operator[](uint32_t i) const { return shards_[i]; }

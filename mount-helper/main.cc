@@ -65,8 +65,8 @@ void SetupLogging(const MountArgs& a) {
 std::string Describe(const std::string& path, const Status& s) {
   switch (s.code()) {
     case Status::Code::kBusy:
-      return path + " is in use by another process (is the pool already mounted or open?): " +
-             s.message();
+      return path +
+             " is in use by another process (is the pool already mounted or open?): " + s.message();
     case Status::Code::kNotFound:
       return path + ": no such device or file";
     default:

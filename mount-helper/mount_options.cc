@@ -1,7 +1,6 @@
 #include "mount_options.h"
 
 #include <boost/program_options.hpp>
-
 #include <cstdlib>
 #include <sstream>
 
@@ -34,8 +33,8 @@ bool ParseNumber(const std::string& v, double* out) {
 
 // Options mount(8) and fstab add that mean nothing to a FUSE mount.
 bool IsMountNoise(const std::string& o) {
-  static const char* const kNoise[] = {"defaults", "auto", "noauto", "user", "nouser", "users",
-                                       "_netdev", "nofail", "owner", "group", "rw"};
+  static const char* const kNoise[] = {"defaults", "auto",   "noauto", "user",  "nouser", "users",
+                                       "_netdev",  "nofail", "owner",  "group", "rw"};
   for (const char* n : kNoise) {
     if (o == n) return true;
   }
@@ -103,18 +102,15 @@ bool ParseMountArgs(int argc, const char* const* argv, MountArgs* out, std::stri
   const bool mount_helper_style = prog.rfind("mount.", 0) == 0;
 
   po::options_description visible("Options");
-  visible.add_options()
-      ("help,h", "show this help")
-      ("foreground,f", mount_helper_style ? "fake: check everything, mount nothing"
-                                          : "stay in the foreground, log to stderr")
-      ("options,o", po::value<std::vector<std::string>>()->composing(),
-       "comma-separated mount options: ro, allow_other, threads=N, attr_timeout=S, "
-       "entry_timeout=S, no_writeback_cache, log=FILE, and standard FUSE/mount options");
+  visible.add_options()("help,h", "show this help")(
+      "foreground,f", mount_helper_style ? "fake: check everything, mount nothing"
+                                         : "stay in the foreground, log to stderr")(
+      "options,o", po::value<std::vector<std::string>>()->composing(),
+      "comma-separated mount options: ro, allow_other, threads=N, attr_timeout=S, "
+      "entry_timeout=S, no_writeback_cache, log=FILE, and standard FUSE/mount options");
   po::options_description hidden;
-  hidden.add_options()
-      ("positional", po::value<std::vector<std::string>>(), "")
-      ("sloppy,s", "")("no-mtab,n", "")("verbose,v", "")
-      ("type,t", po::value<std::string>(), "");
+  hidden.add_options()("positional", po::value<std::vector<std::string>>(), "")("sloppy,s", "")(
+      "no-mtab,n", "")("verbose,v", "")("type,t", po::value<std::string>(), "");
   po::options_description all;
   all.add(visible).add(hidden);
   po::positional_options_description pos;
@@ -139,7 +135,7 @@ bool ParseMountArgs(int argc, const char* const* argv, MountArgs* out, std::stri
   std::vector<std::string> positional;
   if (vm.count("positional")) positional = vm["positional"].as<std::vector<std::string>>();
   if (positional.size() != 2) {
-    *error = positional.empty()     ? "missing DEVICE[,DEVICE...] and MOUNTPOINT"
+    *error = positional.empty()       ? "missing DEVICE[,DEVICE...] and MOUNTPOINT"
              : positional.size() == 1 ? "missing MOUNTPOINT"
                                       : "too many arguments (want DEVICE[,DEVICE...] MOUNTPOINT)";
     return false;

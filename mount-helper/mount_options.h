@@ -14,14 +14,14 @@ struct MountArgs {
   std::vector<std::string> devices;
   std::string mountpoint;
   bool foreground = false;
-  bool fake = false;           // mount(8) -f: parse and check, mount nothing
+  bool fake = false;  // mount(8) -f: parse and check, mount nothing
   bool read_only = false;
   bool allow_other = false;
   bool writeback_cache = true;
   unsigned threads = 16;
   double attr_timeout_s = 1.0;
   double entry_timeout_s = 1.0;
-  std::string log_file;        // empty: default path in daemon mode
+  std::string log_file;                   // empty: default path in daemon mode
   std::vector<std::string> fuse_options;  // passed through to libfuse / the kernel
 };
 

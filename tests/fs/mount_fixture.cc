@@ -31,7 +31,7 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   // Never recurse into a mount that is still up.
   RunCmd("for m in $(awk '{print $5}' /proc/self/mountinfo | grep '^" + path_ +
-      "'); do fusermount3 -u -z $m 2>/dev/null; done");
+         "'); do fusermount3 -u -z $m 2>/dev/null; done");
   RunCmd("rm -rf '" + path_ + "'");
 }
 
@@ -89,7 +89,8 @@ bool IsAstraMount(const std::string& path) {
 }
 
 Mount::Mount(std::string devices, std::string mountpoint, std::vector<std::string> options)
-    : devices_(std::move(devices)), mountpoint_(std::move(mountpoint)),
+    : devices_(std::move(devices)),
+      mountpoint_(std::move(mountpoint)),
       options_(std::move(options)) {
   log_ = mountpoint_ + ".log";
 }

@@ -149,9 +149,9 @@ TEST_F(LifecycleTest, OrphanOfACrashIsDeletedAtNextMount) {
 
 TEST_F(LifecycleTest, DaemonModeReturnsWhenMountedAndExitsOnUnmount) {
   std::string out;
-  ASSERT_EQ(RunCmd(MountBinary() + " -o log=" + tmp_.path() + "/daemon.log " + devs_ + " " + mnt_,
-                &out),
-            0)
+  ASSERT_EQ(
+      RunCmd(MountBinary() + " -o log=" + tmp_.path() + "/daemon.log " + devs_ + " " + mnt_, &out),
+      0)
       << out;
   EXPECT_TRUE(IsAstraMount(mnt_));
   ASSERT_TRUE(WriteFile(P("f"), "daemon"));
@@ -235,8 +235,8 @@ TEST_F(LifecycleTest, BadInputIsRefusedAndNothingIsTouched) {
   std::string error;
   const std::string other_devs = FormatPool(other.path(), 6, kMemberBytes, &error);
   ASSERT_FALSE(other_devs.empty()) << error;
-  const std::string mixed = devs_.substr(0, devs_.rfind(',')) + "," +
-                            other_devs.substr(other_devs.rfind(',') + 1);
+  const std::string mixed =
+      devs_.substr(0, devs_.rfind(',')) + "," + other_devs.substr(other_devs.rfind(',') + 1);
   EXPECT_EQ(RunCmd(bin + " -f " + mixed + " " + mnt_, &out), 1) << out;
   EXPECT_FALSE(IsAstraMount(mnt_));
   // A pool already in use.

@@ -17,9 +17,9 @@ bool Parse(std::vector<const char*> argv, MountArgs* a, std::string* error) {
 TEST(MountOptionsTest, DevicesMountpointAndOptions) {
   MountArgs a;
   std::string error;
-  ASSERT_TRUE(Parse({"astrafs-mount", "-f", "-o", "ro,allow_other,threads=4,noatime",
-                     "/dev/a,/dev/b", "/mnt/x"},
-                    &a, &error))
+  ASSERT_TRUE(Parse(
+      {"astrafs-mount", "-f", "-o", "ro,allow_other,threads=4,noatime", "/dev/a,/dev/b", "/mnt/x"},
+      &a, &error))
       << error;
   EXPECT_EQ(a.devices, (std::vector<std::string>{"/dev/a", "/dev/b"}));
   EXPECT_EQ(a.mountpoint, "/mnt/x");
@@ -34,10 +34,10 @@ TEST(MountOptionsTest, MountHelperCallingConvention) {
   MountArgs a;
   std::string error;
   // mount(8): mount.fuse.astrafs SOURCE TARGET -o rw,defaults,... [-n] [-t fuse.astrafs]
-  ASSERT_TRUE(Parse({"/sbin/mount.fuse.astrafs", "/d/1,/d/2", "/mnt", "-o",
-                     "rw,defaults,_netdev,x-systemd.automount,allow_other", "-n", "-t",
-                     "fuse.astrafs"},
-                    &a, &error))
+  ASSERT_TRUE(
+      Parse({"/sbin/mount.fuse.astrafs", "/d/1,/d/2", "/mnt", "-o",
+             "rw,defaults,_netdev,x-systemd.automount,allow_other", "-n", "-t", "fuse.astrafs"},
+            &a, &error))
       << error;
   EXPECT_FALSE(a.foreground);
   EXPECT_FALSE(a.fake);

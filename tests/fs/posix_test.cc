@@ -81,9 +81,12 @@ TEST_F(PosixTest, WriteReadVerifyUnalignedAndOverlapping) {
   std::string model;
   const int fd = open(f.c_str(), O_RDWR | O_CREAT, 0644);
   ASSERT_GE(fd, 0);
-  struct Op { uint64_t off; size_t len; };
-  const Op ops[] = {{0, 100},     {50, 5000},       {4095, 2},      {8192, 4096},
-                    {3, 1 << 20}, {200000, 70000},  {12288, 1},     {1 << 21, 12345},
+  struct Op {
+    uint64_t off;
+    size_t len;
+  };
+  const Op ops[] = {{0, 100},     {50, 5000},         {4095, 2},  {8192, 4096},
+                    {3, 1 << 20}, {200000, 70000},    {12288, 1}, {1 << 21, 12345},
                     {7, 9},       {(1 << 21) - 5, 10}};
   uint64_t seed = 1;
   for (const Op& op : ops) {
@@ -273,8 +276,7 @@ TEST_F(PosixTest, RenameAllForms) {
   EXPECT_EQ(s, "A");
   // RENAME_NOREPLACE.
   ASSERT_TRUE(WriteFile(P("x"), "X"));
-  EXPECT_EQ(Errno(renameat2(AT_FDCWD, P("x").c_str(), AT_FDCWD, P("b").c_str(),
-                            RENAME_NOREPLACE)),
+  EXPECT_EQ(Errno(renameat2(AT_FDCWD, P("x").c_str(), AT_FDCWD, P("b").c_str(), RENAME_NOREPLACE)),
             EEXIST);
   ASSERT_EQ(renameat2(AT_FDCWD, P("x").c_str(), AT_FDCWD, P("y").c_str(), RENAME_NOREPLACE), 0);
   // RENAME_EXCHANGE between a file and a directory in different parents.
@@ -282,9 +284,8 @@ TEST_F(PosixTest, RenameAllForms) {
   ASSERT_EQ(mkdir(P("d2").c_str(), 0755), 0);
   ASSERT_EQ(mkdir(P("d1/sub").c_str(), 0755), 0);
   ASSERT_TRUE(WriteFile(P("d2/file"), "F"));
-  ASSERT_EQ(renameat2(AT_FDCWD, P("d1/sub").c_str(), AT_FDCWD, P("d2/file").c_str(),
-                      RENAME_EXCHANGE),
-            0);
+  ASSERT_EQ(
+      renameat2(AT_FDCWD, P("d1/sub").c_str(), AT_FDCWD, P("d2/file").c_str(), RENAME_EXCHANGE), 0);
   EXPECT_TRUE(S_ISREG(Stat(P("d1/sub")).st_mode));
   EXPECT_TRUE(S_ISDIR(Stat(P("d2/file")).st_mode));
   EXPECT_EQ(Stat(P("d1")).st_nlink, 2u);
@@ -323,9 +324,9 @@ TEST_F(PosixTest, ChmodChownUtimens) {
   struct stat st = Stat(P("f"));
   EXPECT_EQ(st.st_uid, 123u);
   EXPECT_EQ(st.st_gid, 456u);
-  EXPECT_TRUE(st.st_ctim.tv_sec > before.st_ctim.tv_sec ||
-              (st.st_ctim.tv_sec == before.st_ctim.tv_sec &&
-               st.st_ctim.tv_nsec > before.st_ctim.tv_nsec));
+  EXPECT_TRUE(
+      st.st_ctim.tv_sec > before.st_ctim.tv_sec ||
+      (st.st_ctim.tv_sec == before.st_ctim.tv_sec && st.st_ctim.tv_nsec > before.st_ctim.tv_nsec));
   const timespec times[2] = {{1000000000, 123456789}, {1500000000, 987654321}};
   ASSERT_EQ(utimensat(AT_FDCWD, P("f").c_str(), times, 0), 0);
   st = Stat(P("f"));
@@ -621,8 +622,7 @@ TEST_F(PosixTest, NonRootOwnershipAndAccess) {
   EXPECT_EQ(rc, 0);
   // Another user cannot enter a 0700 directory.
   rc = RunAs(kOther, kOtherGroup, {kOtherGroup}, [&] {
-    if (open((d + "/mydir/x").c_str(), O_CREAT | O_WRONLY, 0644) != -1 || errno != EACCES)
-      return 1;
+    if (open((d + "/mydir/x").c_str(), O_CREAT | O_WRONLY, 0644) != -1 || errno != EACCES) return 1;
     return 0;
   });
   EXPECT_EQ(rc, 0);
@@ -632,20 +632,19 @@ TEST_F(PosixTest, StickyDirectory) {
   ASSERT_EQ(mkdir(P("tmp").c_str(), 01777), 0);
   ASSERT_EQ(chmod(P("tmp").c_str(), 01777), 0);
   const std::string t = P("tmp");
-  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup}, [&] {
-              return WriteFile(t + "/users", "u") ? 0 : 1;
-            }),
+  EXPECT_EQ(
+      RunAs(kUser, kUserGroup, {kUserGroup}, [&] { return WriteFile(t + "/users", "u") ? 0 : 1; }),
+      0);
+  EXPECT_EQ(RunAs(kOther, kOtherGroup, {kOtherGroup},
+                  [&] {
+                    if (unlink((t + "/users").c_str()) != -1 || errno != EPERM) return 1;
+                    if (rename((t + "/users").c_str(), (t + "/x").c_str()) != -1 || errno != EPERM)
+                      return 2;
+                    return 0;
+                  }),
             0);
-  EXPECT_EQ(RunAs(kOther, kOtherGroup, {kOtherGroup}, [&] {
-              if (unlink((t + "/users").c_str()) != -1 || errno != EPERM) return 1;
-              if (rename((t + "/users").c_str(), (t + "/x").c_str()) != -1 || errno != EPERM)
-                return 2;
-              return 0;
-            }),
-            0);
-  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup}, [&] {
-              return unlink((t + "/users").c_str()) == 0 ? 0 : 1;
-            }),
+  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup},
+                  [&] { return unlink((t + "/users").c_str()) == 0 ? 0 : 1; }),
             0);
 }
 
@@ -654,13 +653,14 @@ TEST_F(PosixTest, SetgidDirectoryInheritance) {
   ASSERT_EQ(chown(P("g").c_str(), 0, kOtherGroup), 0);
   ASSERT_EQ(chmod(P("g").c_str(), 02777), 0);
   const std::string g = P("g");
-  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup}, [&] {
-              const int fd = open((g + "/f").c_str(), O_CREAT | O_WRONLY, 02775);
-              if (fd < 0) return 1;
-              close(fd);
-              if (mkdir((g + "/sub").c_str(), 0755) != 0) return 2;
-              return 0;
-            }),
+  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup},
+                  [&] {
+                    const int fd = open((g + "/f").c_str(), O_CREAT | O_WRONLY, 02775);
+                    if (fd < 0) return 1;
+                    close(fd);
+                    if (mkdir((g + "/sub").c_str(), 0755) != 0) return 2;
+                    return 0;
+                  }),
             0);
   struct stat st = Stat(P("g/f"));
   EXPECT_EQ(st.st_gid, kOtherGroup);
@@ -675,13 +675,14 @@ TEST_F(PosixTest, WriteByNonOwnerClearsSetuid) {
   ASSERT_TRUE(WriteFile(P("suid"), "x"));
   ASSERT_EQ(chmod(P("suid").c_str(), 06777), 0);
   const std::string f = P("suid");
-  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup}, [&] {
-              const int fd = open(f.c_str(), O_WRONLY);
-              if (fd < 0) return 1;
-              if (write(fd, "y", 1) != 1) return 2;
-              close(fd);
-              return 0;
-            }),
+  EXPECT_EQ(RunAs(kUser, kUserGroup, {kUserGroup},
+                  [&] {
+                    const int fd = open(f.c_str(), O_WRONLY);
+                    if (fd < 0) return 1;
+                    if (write(fd, "y", 1) != 1) return 2;
+                    close(fd);
+                    return 0;
+                  }),
             0);
   EXPECT_EQ(Stat(f).st_mode & (S_ISUID | S_ISGID), 0u);
   // chown by root clears set-user-id as well.

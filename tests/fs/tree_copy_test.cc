@@ -35,12 +35,14 @@ TEST(TreeCopyTest, CopyUsrIncludeAndDiff) {
   EXPECT_EQ(RunCmd("diff -r --no-dereference " + src + " " + mnt + "/tree", &out), 0)
       << out.substr(0, 4000);
   // Owners, modes and times survive too (cp -a preserved them).
-  EXPECT_EQ(RunCmd("cd " + src + " && find . -printf '%p %m %U %G %T@ %l\\n' | sort > " +
-                    tmp.path() + "/a.txt && cd " + mnt + "/tree && find . -printf "
-                    "'%p %m %U %G %T@ %l\\n' | sort > " + tmp.path() + "/b.txt && cmp " +
-                    tmp.path() + "/a.txt " + tmp.path() + "/b.txt",
-                &out),
-            0)
+  EXPECT_EQ(
+      RunCmd("cd " + src + " && find . -printf '%p %m %U %G %T@ %l\\n' | sort > " + tmp.path() +
+                 "/a.txt && cd " + mnt +
+                 "/tree && find . -printf "
+                 "'%p %m %U %G %T@ %l\\n' | sort > " +
+                 tmp.path() + "/b.txt && cmp " + tmp.path() + "/a.txt " + tmp.path() + "/b.txt",
+             &out),
+      0)
       << out;
   EXPECT_EQ(RunCmd("rm -rf " + mnt + "/tree", &out), 0) << out;
   EXPECT_EQ(m.Unmount(), 0) << m.Log();
@@ -56,10 +58,10 @@ TEST(FioTest, MountVerifyJobs) {
   Mount m(devs, mnt);
   ASSERT_TRUE(m.Start()) << m.Log();
   std::string out;
-  EXPECT_EQ(RunCmd("FIO_DIR=" + mnt + " FIO_SIZE=64m fio " ASTRA_SOURCE_DIR
-                "/fio-jobs/mount-verify.fio",
-                &out),
-            0)
+  EXPECT_EQ(
+      RunCmd("FIO_DIR=" + mnt + " FIO_SIZE=64m fio " ASTRA_SOURCE_DIR "/fio-jobs/mount-verify.fio",
+             &out),
+      0)
       << out;
   EXPECT_EQ(out.find("verify:"), std::string::npos) << out;
   EXPECT_EQ(m.Unmount(), 0) << m.Log();

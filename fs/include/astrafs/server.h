@@ -16,13 +16,13 @@
 namespace astra::fs {
 
 struct ServeOptions {
-  std::string fsname;          // shown as the mount source (the member list)
-  bool read_only = false;      // mount read-only (the pool should be opened read-only too)
-  bool allow_other = false;    // let users other than the mounter in (needs root or user_allow_other)
-  bool writeback_cache = true; // kernel write-back caching (see doc/fs.md)
+  std::string fsname;        // shown as the mount source (the member list)
+  bool read_only = false;    // mount read-only (the pool should be opened read-only too)
+  bool allow_other = false;  // let users other than the mounter in (needs root or user_allow_other)
+  bool writeback_cache = true;  // kernel write-back caching (see doc/fs.md)
   double attr_timeout_s = 1.0;
   double entry_timeout_s = 1.0;
-  uint32_t max_threads = 16;   // FUSE worker threads at most
+  uint32_t max_threads = 16;  // FUSE worker threads at most
   // More "-o" options for libfuse and the kernel (e.g. "max_read=...", "noatime"). Unknown
   // ones make Serve fail before mounting.
   std::vector<std::string> fuse_options;
