@@ -1,0 +1,570 @@
+// astrafs: pool administration — status, scrub, replace. Works on a pool that is not in use
+// (it opens the pool itself); see doc/tools.md for the mounted case.
+// Exit status: 0 ok, 1 error, 2 usage error, 3 scrub left errors uncorrected.
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "astra/device.h"
+#include "astra/pool.h"
+#include "cli_common.h"
+
+namespace {
+
+namespace po = boost::program_options;
+using astra::CheckReport;
+using astra::Result;
+using astra::Status;
+namespace tools = astra::tools;
+
+constexpr char kProg[] = "astrafs";
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUncorrected = 3;
+
+constexpr char kUsage[] =
+    "Usage: astrafs COMMAND [OPTIONS] ARGS...\n"
+    "Commands:\n"
+    "  status  [--json] DEVICE...|MOUNTPOINT   geometry, members, space\n"
+    "  scrub   [--json] [--progress] [--degraded] DEVICE...\n"
+    "                                          verify every checksum and parity; repair\n"
+    "  replace [--json] [--progress] [--size BYTES] [--force] OLD NEW DEVICE...\n"
+    "                                          rebuild member OLD (index or path) onto NEW\n"
+    "DEVICE... are the pool's members (also DEVICE,DEVICE,...). 'astrafs COMMAND --help' for "
+    "more.\n";
+
+// Common per-command options and parsing. Returns nullopt after printing help or an error.
+struct Common {
+  bool json = false, progress = false, verbose = false, force = false, degraded = false;
+  std::string size;
+  std::vector<std::string> args;
+};
+
+std::optional<Common> ParseCommand(int argc, char** argv, const std::string& usage, bool long_op,
+                                   bool replace, int* exit_code) {
+  Common c;
+  po::options_description vis(usage + "\nOptions");
+  vis.add_options()("help,h", "show this help")("json", po::bool_switch(&c.json),
+                                                "print the result as JSON on stdout")(
+      "verbose,v", po::bool_switch(&c.verbose), "more log messages");
+  if (long_op) {
+    vis.add_options()("progress", po::bool_switch(&c.progress),
+                      "draw a progress bar on stderr even when it is not a terminal");
+  }
+  if (long_op && !replace) {
+    vis.add_options()("degraded", po::bool_switch(&c.degraded),
+                      "run even though members are absent (they are then recorded as failed)");
+  }
+  if (replace) {
+    vis.add_options()("size", po::value(&c.size),
+                      "create NEW as a sparse file of this size when it does not exist")(
+        "force,f", po::bool_switch(&c.force), "use NEW even if it holds an AstraFS pool");
+  }
+  po::options_description hidden;
+  hidden.add_options()("arg", po::value(&c.args));
+  po::options_description all;
+  all.add(vis).add(hidden);
+  po::positional_options_description pos;
+  pos.add("arg", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s %s: error: %s\nTry '%s %s --help'.\n", kProg, argv[0], e.what(), kProg,
+                 argv[0]);
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  if (vm.count("help")) {
+    std::ostringstream o;
+    o << vis;
+    std::fputs(o.str().c_str(), stdout);
+    *exit_code = kExitOk;
+    return std::nullopt;
+  }
+  tools::SetupLogging(kProg, c.verbose);
+  return c;
+}
+
+// Opens the pool on `paths` (plus already opened `extra` devices). Prints the error itself.
+// A read-write open of a pool with absent members records them as failed (they then need
+// 'astrafs replace'), so that happens only when `allow_degraded`.
+Result<std::unique_ptr<astra::Pool>> OpenPool(const std::vector<std::string>& paths, bool read_only,
+                                              bool allow_degraded = true) {
+  auto members = tools::OpenMembers(paths);
+  if (!members.ok()) {
+    spdlog::error("{}", members.status().message());
+    return members.status();
+  }
+  if (!read_only && !allow_degraded) {
+    auto probe = tools::ProbePool(*members);
+    if (probe.ok() && !probe->missing.empty()) {
+      const Status s = tools::DegradedRefusal(*probe);
+      spdlog::error("{}", s.message());
+      return s;
+    }
+  }
+  astra::OpenOptions oo;
+  oo.read_only = read_only;
+  oo.background_checkpoints = false;
+  auto pool = astra::Pool::Open(std::move(members).value(), oo);
+  if (!pool.ok()) spdlog::error("cannot open the pool: {}", pool.status().ToString());
+  return pool;
+}
+
+const char* CompressionName(astra::Compression c) {
+  return c == astra::Compression::kZstd ? "zstd" : "none";
+}
+
+// ---- status ----
+
+void PrintStatusJson(const astra::PoolStatus& ps) {
+  tools::JsonWriter j(stdout);
+  j.BeginObject();
+  j.String("pool_uuid", ps.pool_uuid);
+  j.Uint("data_shards", ps.data_shards).Uint("parity_shards", ps.parity_shards);
+  j.Uint("member_count", ps.members);
+  j.Uint("generation", ps.generation);
+  j.Bool("degraded", ps.degraded);
+  j.String("compression", CompressionName(ps.compression));
+  j.Int("compression_level", ps.compression_level);
+  j.Bool("dedup", ps.dedup);
+  j.Uint("segments_total", ps.segments_total).Uint("segments_free", ps.segments_free);
+  j.Uint("journal_seq", ps.journal_seq).Uint("checkpoint_seq", ps.checkpoint_seq);
+  j.Uint("repaired_blocks", ps.repaired_blocks);
+  j.BeginArray("members");
+  for (const auto& m : ps.member_status) {
+    j.BeginObject()
+        .Uint("index", m.index)
+        .String("path", m.path)
+        .String("backend", m.backend)
+        .String("state", astra::MemberStateName(m.state))
+        .Uint("read_errors", m.read_errors)
+        .Uint("write_errors", m.write_errors)
+        .Uint("checksum_errors", m.checksum_errors)
+        .EndObject();
+  }
+  j.EndArray();
+  const astra::SpaceStats& s = ps.space;
+  j.BeginObject("space")
+      .Uint("logical_bytes", s.logical_bytes)
+      .Uint("stored_bytes", s.stored_bytes)
+      .Uint("raw_bytes", s.raw_bytes)
+      .Uint("zero_saved_bytes", s.zero_saved_bytes)
+      .Uint("dedup_saved_bytes", s.dedup_saved_bytes)
+      .Uint("compression_saved_bytes", s.compression_saved_bytes)
+      .Double("data_reduction_ratio", s.data_reduction_ratio)
+      .Uint("capacity", s.capacity_bytes)
+      .Uint("free", s.free_bytes)
+      .Uint("reclaimable", s.reclaimable_bytes)
+      .EndObject();
+  j.EndObject();
+}
+
+void PrintStatusText(const astra::PoolStatus& ps) {
+  uint32_t offline = 0;
+  for (const auto& m : ps.member_status) offline += m.state != astra::MemberState::kOnline;
+  std::printf("pool %s\n", ps.pool_uuid.c_str());
+  if (ps.degraded) {
+    std::printf("  state:        DEGRADED (%u member(s) not online; can lose %d more)\n", offline,
+                int(ps.parity_shards) - int(offline));
+  } else {
+    std::printf("  state:        healthy\n");
+  }
+  std::printf("  geometry:     %u+%u erasure coding on %u members, generation %llu\n",
+              ps.data_shards, ps.parity_shards, ps.members,
+              static_cast<unsigned long long>(ps.generation));
+  std::printf("  compression:  %s", CompressionName(ps.compression));
+  if (ps.compression == astra::Compression::kZstd) std::printf(" level %d", ps.compression_level);
+  std::printf("; dedup %s\n", ps.dedup ? "on" : "off");
+  std::printf("  segments:     %llu total, %llu free; journal seq %llu, checkpoint seq %llu\n",
+              static_cast<unsigned long long>(ps.segments_total),
+              static_cast<unsigned long long>(ps.segments_free),
+              static_cast<unsigned long long>(ps.journal_seq),
+              static_cast<unsigned long long>(ps.checkpoint_seq));
+  std::printf("  members:\n    %-5s %-11s %-18s %10s %10s %10s  %s\n", "index", "state", "backend",
+              "read-err", "write-err", "csum-err", "path");
+  for (const auto& m : ps.member_status) {
+    std::printf("    %-5u %-11s %-18s %10llu %10llu %10llu  %s\n", m.index,
+                astra::MemberStateName(m.state), m.backend.empty() ? "-" : m.backend.c_str(),
+                static_cast<unsigned long long>(m.read_errors),
+                static_cast<unsigned long long>(m.write_errors),
+                static_cast<unsigned long long>(m.checksum_errors),
+                m.path.empty() ? "(missing)" : m.path.c_str());
+  }
+  const astra::SpaceStats& s = ps.space;
+  auto line = [](const char* name, uint64_t v) {
+    std::printf("    %-24s %14s  (%llu bytes)\n", name, tools::HumanBytes(v).c_str(),
+                static_cast<unsigned long long>(v));
+  };
+  std::printf("  space:\n");
+  line("capacity", s.capacity_bytes);
+  line("free", s.free_bytes);
+  line("reclaimable", s.reclaimable_bytes);
+  line("logical", s.logical_bytes);
+  line("stored", s.stored_bytes);
+  line("raw (with parity)", s.raw_bytes);
+  line("saved by zero blocks", s.zero_saved_bytes);
+  line("saved by dedup", s.dedup_saved_bytes);
+  line("saved by compression", s.compression_saved_bytes);
+  std::printf("    %-24s %14.2f\n", "data reduction ratio", s.data_reduction_ratio);
+}
+
+// A mount point: only what statfs(2) tells, until astrafs-mount offers a control socket.
+int StatusOfMountpoint(const Common& c, const std::string& dir) {
+  auto m = tools::FindMount(dir);
+  if (!m) {
+    spdlog::error(
+        "{} is a directory but not a mount point; give the pool's member devices, or the "
+        "mount point of a mounted pool",
+        dir);
+    return kExitError;
+  }
+  if (m->fstype != "fuse.astrafs") {
+    spdlog::error("{} is a {} mount, not an AstraFS one (fuse.astrafs)", m->mountpoint, m->fstype);
+    return kExitError;
+  }
+  struct statvfs sv;
+  const bool have_statfs = ::statvfs(m->mountpoint.c_str(), &sv) == 0;
+  const char* why =
+      "online status of a mounted pool needs the mount's control socket, which astrafs-mount "
+      "does not offer yet; only statfs figures are shown. Unmount the pool and run "
+      "'astrafs status DEVICE...' for the full status";
+  if (c.json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("mountpoint", m->mountpoint).String("source", m->source);
+    j.Bool("online_status_available", false);
+    if (have_statfs) {
+      const uint64_t bs = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+      j.BeginObject("space")
+          .Uint("capacity", uint64_t(sv.f_blocks) * bs)
+          .Uint("free", uint64_t(sv.f_bavail) * bs)
+          .EndObject();
+    }
+    j.String("error", why);
+    j.EndObject();
+  } else {
+    std::printf("mount %s (members %s)\n", m->mountpoint.c_str(), m->source.c_str());
+    if (have_statfs) {
+      const uint64_t bs = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+      std::printf("  capacity %s, free %s (statfs)\n",
+                  tools::HumanBytes(uint64_t(sv.f_blocks) * bs).c_str(),
+                  tools::HumanBytes(uint64_t(sv.f_bavail) * bs).c_str());
+    }
+  }
+  spdlog::error("{}", why);
+  return kExitError;
+}
+
+int CmdStatus(int argc, char** argv) {
+  int rc = kExitOk;
+  auto c = ParseCommand(argc, argv, "Usage: astrafs status [--json] DEVICE...|MOUNTPOINT", false,
+                        false, &rc);
+  if (!c) return rc;
+  if (c->args.empty()) {
+    std::fprintf(stderr,
+                 "astrafs status: error: give the pool's member devices or a mount point\n");
+    return kExitUsage;
+  }
+  struct stat st;
+  if (c->args.size() == 1 && ::stat(c->args[0].c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return StatusOfMountpoint(*c, c->args[0]);
+  }
+  auto devs = tools::ParseDeviceList(c->args);
+  if (!devs.ok()) {
+    spdlog::error("{}", devs.status().message());
+    return kExitUsage;
+  }
+  // Read-only: status never writes (no journal replay written back, no checkpoint at close).
+  auto pool = OpenPool(*devs, /*read_only=*/true);
+  if (!pool.ok()) {
+    if (pool.status().code() == Status::Code::kBusy) {
+      spdlog::info(
+          "if the pool is mounted: 'astrafs status MOUNTPOINT' shows what statfs knows; "
+          "the full online status needs the mount's control socket, which "
+          "astrafs-mount does not offer yet (see doc/tools.md)");
+    }
+    return kExitError;
+  }
+  const astra::PoolStatus ps = (*pool)->GetStatus();
+  Status s = (*pool)->Close();
+  if (!s.ok()) spdlog::warn("closing the pool: {}", s.ToString());
+  if (c->json) {
+    PrintStatusJson(ps);
+  } else {
+    PrintStatusText(ps);
+  }
+  return kExitOk;
+}
+
+// ---- scrub ----
+
+uint64_t ErrorCount(const CheckReport& r) {
+  return r.checksum_errors + r.parity_errors + r.refcount_errors + r.other_errors;
+}
+
+int CmdScrub(int argc, char** argv) {
+  int rc = kExitOk;
+  auto c = ParseCommand(argc, argv,
+                        "Usage: astrafs scrub [--json] [--progress] [--degraded] DEVICE...\n"
+                        "Reads everything, verifies checksums and parity, and repairs what "
+                        "redundancy allows.",
+                        true, false, &rc);
+  if (!c) return rc;
+  auto devs = tools::ParseDeviceList(c->args);
+  if (!devs.ok()) {
+    spdlog::error("{}", devs.status().message());
+    return kExitUsage;
+  }
+  auto pool = OpenPool(*devs, /*read_only=*/false, c->degraded);
+  if (!pool.ok()) return kExitError;
+  tools::Progress progress("scrub", c->progress);
+  auto rep = (*pool)->Scrub(progress.Fn());
+  progress.Finish();
+  if (!rep.ok()) {
+    spdlog::error("scrub failed: {}", rep.status().ToString());
+    (*pool)->Close().IgnoreError();
+    return kExitError;
+  }
+  uint64_t found = ErrorCount(*rep), left = found;
+  std::vector<std::string> remaining;
+  if (found != 0) {
+    auto again = (*pool)->Check(false);
+    if (!again.ok()) {
+      spdlog::error("verification after scrub failed: {}", again.status().ToString());
+      (*pool)->Close().IgnoreError();
+      return kExitError;
+    }
+    left = ErrorCount(*again);
+    remaining = again->problems;
+  }
+  const astra::PoolStatus ps = (*pool)->GetStatus();
+  Status s = (*pool)->Close();
+  if (!s.ok()) {
+    spdlog::error("closing the pool: {}", s.ToString());
+    rc = kExitError;
+  }
+  if (rc == kExitOk && left != 0) rc = kExitUncorrected;
+  if (c->json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("pool_uuid", ps.pool_uuid);
+    j.Bool("clean", found == 0);
+    tools::WriteCheckCounters(j, *rep);
+    j.Uint("uncorrected_errors", left);
+    j.Bool("degraded", ps.degraded);
+    j.BeginArray("problems");
+    for (const auto& p : rep->problems) j.String(p);
+    j.EndArray();
+    j.EndObject();
+    return rc;
+  }
+  for (const auto& p : rep->problems) std::printf("  problem: %s\n", p.c_str());
+  std::printf(
+      "scrub of pool %s: %llu extents, %llu stripes checked; %llu error(s) found, "
+      "%llu repaired, %llu left\n",
+      ps.pool_uuid.c_str(), static_cast<unsigned long long>(rep->extents_checked),
+      static_cast<unsigned long long>(rep->stripes_checked), static_cast<unsigned long long>(found),
+      static_cast<unsigned long long>(rep->repaired), static_cast<unsigned long long>(left));
+  for (const auto& p : remaining) std::printf("  left: %s\n", p.c_str());
+  if (ps.degraded) std::printf("pool is DEGRADED: see 'astrafs status'\n");
+  return rc;
+}
+
+// ---- replace ----
+
+bool IsIndex(const std::string& s) {
+  return !s.empty() && s.size() < 4 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+int CmdReplace(int argc, char** argv) {
+  int rc = kExitOk;
+  auto c = ParseCommand(
+      argc, argv,
+      "Usage: astrafs replace [--json] [--progress] [--size BYTES] [--force] OLD NEW DEVICE...\n"
+      "Rebuilds member OLD of the pool onto the new device NEW. OLD is a member index (see\n"
+      "'astrafs status') or the old member's path; DEVICE... are the pool's other members.\n"
+      "A missing or failed OLD is found by elimination when it cannot be read.",
+      true, true, &rc);
+  if (!c) return rc;
+  if (c->args.size() < 3) {
+    std::fprintf(stderr, "astrafs replace: error: give OLD, NEW and the pool's other members\n");
+    return kExitUsage;
+  }
+  const std::string old_arg = c->args[0], new_path = c->args[1];
+  auto others = tools::ParseDeviceList({c->args.begin() + 2, c->args.end()});
+  if (!others.ok()) {
+    spdlog::error("{}", others.status().message());
+    return kExitUsage;
+  }
+  for (const auto& p : *others) {
+    if (p == new_path) {
+      spdlog::error("{} is named as both NEW and a current member", new_path);
+      return kExitUsage;
+    }
+  }
+  uint64_t create_size = 0;
+  if (!c->size.empty()) {
+    auto r = tools::ParseSize(c->size);
+    if (!r.ok()) {
+      spdlog::error("--size: {}", r.status().message());
+      return kExitUsage;
+    }
+    create_size = *r;
+  }
+
+  // Everything is checked before the pool is opened read-write: that open already records
+  // absent members as failed, so a refused replace must not get that far.
+  struct stat st;
+  const bool new_existed = ::stat(new_path.c_str(), &st) == 0;
+  if (!new_existed && create_size == 0) {
+    spdlog::error("{} does not exist (give --size to create it as a sparse file)", new_path);
+    return kExitError;
+  }
+  std::unique_ptr<astra::Device> new_dev;
+  auto fail = [&](int code) {
+    new_dev.reset();
+    if (!new_existed) ::unlink(new_path.c_str());  // created here: leave nothing behind
+    return code;
+  };
+  auto nd = astra::OpenDevice(new_path, new_existed ? 0 : create_size);
+  if (!nd.ok()) {
+    spdlog::error("{}", tools::DescribeOpenError(new_path, nd.status()));
+    return fail(kExitError);
+  }
+  new_dev = std::move(nd).value();
+  auto new_id = astra::ProbeMember(*new_dev);
+
+  auto opened = tools::OpenMembers(*others);
+  if (!opened.ok()) {
+    spdlog::error("{}", opened.status().message());
+    return fail(kExitError);
+  }
+  std::vector<std::unique_ptr<astra::Device>> members = std::move(opened).value();
+  // OLD as a path that still reads as a member: it joins the pool (more redundancy while
+  // rebuilding) and its superblock gives the index.
+  std::optional<uint32_t> index;
+  if (IsIndex(old_arg)) {
+    index = uint32_t(std::stoul(old_arg));
+  } else if (old_arg != new_path && ::stat(old_arg.c_str(), &st) == 0) {
+    for (const auto& p : *others) {
+      if (p == old_arg) {
+        spdlog::error("{} is named as both OLD and one of the other members", old_arg);
+        return fail(kExitUsage);
+      }
+    }
+    auto od = astra::OpenDevice(old_arg);
+    if (od.ok()) {
+      auto id = astra::ProbeMember(**od);
+      if (id.ok()) {
+        index = id->member_index;
+        members.push_back(std::move(od).value());
+      }
+    } else if (od.status().code() == Status::Code::kBusy) {
+      spdlog::error("{}", tools::DescribeOpenError(old_arg, od.status()));
+      return fail(kExitError);
+    }
+  }
+  auto probe = tools::ProbePool(members);
+  if (!probe.ok()) {
+    spdlog::error("{}", probe.status().message());
+    return fail(kExitError);
+  }
+  if (!index) {
+    // By elimination: the one member none of the given devices carries.
+    if (probe->missing.size() != 1) {
+      spdlog::error(
+          "cannot tell which member {} was: {} member(s) of the pool are absent from "
+          "the devices given; give OLD as a member index (see 'astrafs status')",
+          old_arg, probe->missing.size());
+      return fail(kExitError);
+    }
+    index = probe->missing[0];
+  }
+  if (*index >= probe->members) {
+    spdlog::error("the pool has members 0..{}; there is no member {}", probe->members - 1, *index);
+    return fail(kExitError);
+  }
+  if (new_id.ok() && !c->force) {
+    spdlog::error("{} holds AstraFS pool {} (member {}){}; use --force to overwrite it", new_path,
+                  new_id->pool_uuid, new_id->member_index,
+                  new_id->pool_uuid == probe->pool_uuid ? ", this very pool" : "");
+    return fail(kExitError);
+  }
+  astra::OpenOptions oo;
+  oo.background_checkpoints = false;
+  auto pool = astra::Pool::Open(std::move(members), oo);
+  if (!pool.ok()) {
+    spdlog::error("cannot open the pool: {}", pool.status().ToString());
+    return fail(kExitError);
+  }
+  astra::PoolStatus ps = (*pool)->GetStatus();
+  const std::string replaced_path = ps.member_status[*index].path;
+  const std::string replaced_state = astra::MemberStateName(ps.member_status[*index].state);
+  spdlog::info("rebuilding member {} ({}, {}) onto {}", *index,
+               replaced_path.empty() ? old_arg : replaced_path, replaced_state, new_path);
+  tools::Progress progress("replace", c->progress);
+  Status s = (*pool)->ReplaceMember(*index, std::move(new_dev), progress.Fn());
+  progress.Finish();
+  if (!s.ok()) {
+    spdlog::error("replace failed: {}", s.ToString());
+    (*pool)->Close().IgnoreError();
+    return kExitError;
+  }
+  ps = (*pool)->GetStatus();
+  s = (*pool)->Close();
+  if (!s.ok()) {
+    spdlog::error("closing the pool: {}", s.ToString());
+    return kExitError;
+  }
+  if (c->json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("pool_uuid", ps.pool_uuid);
+    j.Uint("index", *index);
+    j.String("old", replaced_path.empty() ? old_arg : replaced_path);
+    j.String("old_state", replaced_state);
+    j.String("new", new_path);
+    j.Bool("degraded", ps.degraded);
+    j.EndObject();
+  } else {
+    std::printf("member %u of pool %s rebuilt onto %s%s\n", *index, ps.pool_uuid.c_str(),
+                new_path.c_str(),
+                ps.degraded ? " (pool still DEGRADED: see 'astrafs status')" : "");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  if (cmd == "--version") {
+    std::printf("astrafs %s\n", ASTRA_VERSION);
+    return kExitOk;
+  }
+  if (cmd == "status") return CmdStatus(argc - 1, argv + 1);
+  if (cmd == "scrub") return CmdScrub(argc - 1, argv + 1);
+  if (cmd == "replace") return CmdReplace(argc - 1, argv + 1);
+  std::fprintf(stderr, "astrafs: error: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
+  return kExitUsage;
+}
