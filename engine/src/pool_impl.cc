@@ -727,23 +727,64 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
         }
         if (slow[wi]) pieces.resize(first);
       }
-      // Coalesce nothing for now: one request per piece; buffers from one arena.
+      // Coalesce: pieces that touch or overlap on one member become one device request (a
+      // sequential read becomes one request per member), all submitted before waiting.
+      std::vector<uint32_t> order(pieces.size());
+      for (uint32_t i = 0; i < order.size(); i++) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return pieces[a].member != pieces[b].member ? pieces[a].member < pieces[b].member
+                                                    : pieces[a].req.offset_bytes < pieces[b].req.offset_bytes;
+      });
+      struct Run { IoRequest req; uint32_t member; };
+      std::vector<Run> runs;
+      std::vector<uint32_t> run_of(pieces.size());
+      std::vector<uint64_t> run_base(pieces.size());  // piece's offset within its run's buffer
+      for (uint32_t i : order) {
+        Piece& p = pieces[i];
+        const uint64_t a0 = p.req.offset_bytes, a1 = a0 + p.req.length_bytes;
+        if (!runs.empty()) {
+          Run& r = runs.back();
+          const uint64_t r1 = r.req.offset_bytes + r.req.length_bytes;
+          if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kDeviceIoBytesMax) {
+            r.req.length_bytes = uint32_t(std::max(a1, r1) - r.req.offset_bytes);
+            run_of[i] = uint32_t(runs.size() - 1);
+            run_base[i] = a0 - r.req.offset_bytes;
+            continue;
+          }
+        }
+        Run r;
+        r.req.op = IoOp::kRead;
+        r.req.offset_bytes = a0;
+        r.req.length_bytes = uint32_t(a1 - a0);
+        r.member = p.member;
+        runs.push_back(std::move(r));
+        run_of[i] = uint32_t(runs.size() - 1);
+        run_base[i] = 0;
+      }
       uint64_t arena_bytes = 0;
-      for (auto& p : pieces) arena_bytes += p.req.length_bytes;
+      for (auto& r : runs) arena_bytes += r.req.length_bytes;
       AlignedBuf arena = AllocAligned(std::max<uint64_t>(arena_bytes, kBlockBytes));
       IoWaiter waiter;
-      waiter.Add(uint32_t(pieces.size()));
+      waiter.Add(uint32_t(runs.size()));
       uint64_t at = 0;
-      for (auto& p : pieces) {
-        p.req.buf = arena.get() + at;
-        p.req.waiter = &waiter;
-        at += p.req.length_bytes;
+      for (auto& r : runs) {
+        r.req.buf = arena.get() + at;
+        r.req.waiter = &waiter;
+        at += r.req.length_bytes;
       }
-      for (auto& p : pieces) {
-        IoRequest* rp = &p.req;
-        members_[p.member]->dev->Submit(&rp, 1);
+      std::vector<IoRequest*> batch;
+      for (size_t i = 0; i < runs.size();) {
+        batch.clear();
+        size_t j = i;
+        for (; j < runs.size() && runs[j].member == runs[i].member; j++) batch.push_back(&runs[j].req);
+        members_[runs[i].member]->dev->Submit(batch.data(), batch.size());
+        i = j;
+      }
+      for (uint32_t i = 0; i < pieces.size(); i++) {
+        pieces[i].req.buf = static_cast<uint8_t*>(runs[run_of[i]].req.buf) + run_base[i];
       }
       waiter.Wait();
+      for (uint32_t i = 0; i < pieces.size(); i++) pieces[i].req.status = runs[run_of[i]].req.status;
       for (auto& p : pieces) {
         if (!p.req.status.ok()) {
           members_[p.member]->read_errors++;
