@@ -333,19 +333,23 @@ void MetaState::MarkCheckpointSegment(uint32_t s) {
   free_segs_.erase(s);
 }
 
-void MetaState::ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs) {
+std::vector<uint32_t> MetaState::ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs) {
+  std::vector<uint32_t> freed;
   for (uint32_t s = 0; s < segs_.size(); s++) {
     if (segs_[s].state == SegState::kFreePending) {
       segs_[s] = SegmentInfo{};
       free_segs_.insert(s);
+      freed.push_back(s);
     }
   }
   for (uint32_t s : old_ckpt_segs) {
     if (s < segs_.size() && segs_[s].state == SegState::kCheckpoint) {
       segs_[s] = SegmentInfo{};
       free_segs_.insert(s);
+      freed.push_back(s);
     }
   }
+  return freed;
 }
 
 uint64_t MetaState::MemoryBytes() const {

@@ -96,7 +96,8 @@ class MetaState {
   const std::set<uint32_t>& free_segments() const { return free_segs_; }
   void MarkCheckpointSegment(uint32_t s);
   // After a checkpoint is durable: kFreePending and the given old checkpoint segments -> kFree.
-  void ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs);
+  // Returns the segments freed.
+  std::vector<uint32_t> ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs);
   uint64_t next_id() const { return next_id_; }
   uint64_t zero_blocks() const { return zero_blocks_; }
   const absl::btree_map<MapKey, uint32_t>& map() const { return map_; }

@@ -281,7 +281,8 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
       for (auto& s : stale_) s |= 1ull << i;
   batch_rows_ = std::max<uint32_t>(1, std::min<uint32_t>(StripesPerSegment(), (256u * 1024) / chunk_));
   seg_buf_bytes_ = (uint64_t(batch_rows_) + 3) * StripeDataBytes();
-  seg_buf_ = AllocAligned(seg_buf_bytes_);
+  for (auto& st : streams_) st.buf = AllocAligned(seg_buf_bytes_);
+  sealed_at_.assign(sb_.segments, 0);
   col_bufs_.clear();
   for (uint32_t c = 0; c < w_; c++) col_bufs_.push_back(AllocAligned(uint64_t(batch_rows_) * chunk_));
 
@@ -353,6 +354,15 @@ void PoolImpl::BackgroundLoop() {
     l.unlock();
     Status s = Flush();
     if (!s.ok()) spdlog::error("background flush: {}", s.ToString());
+    {
+      // Background cleaning, a bounded share: at most a few segments per tick, and only when
+      // free space runs below a quarter of the pool.
+      std::lock_guard<std::mutex> wl(write_mu_);
+      if (s.ok() && !read_only_ && !closed_ && state_.free_segments().size() < state_.segments() / 4) {
+        Status c = CleanUntilLocked(state_.segments() / 4, kBackgroundCleanSegmentsMax, nullptr);
+        if (!c.ok() && !c.IsNoSpace()) spdlog::error("background cleaning: {}", c.ToString());
+      }
+    }
     l.lock();
   }
 }
@@ -684,10 +694,10 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
           continue;
         }
         const Extent& x = state_.extent(id);
-        if (x.segment == open_.seg && x.offset + x.length > open_.disk_pos) {
+        if (const OpenSegment* os = BufferedStream(x)) {
           // Still in the write buffer (not on the devices yet).
           uint8_t tmp[kBlockBytes];
-          std::memcpy(tmp, seg_buf_.get() + (x.offset - open_.buf_base), x.length);
+          std::memcpy(tmp, os->buf.get() + (x.offset - os->buf_base), x.length);
           if (Crc32c(tmp, x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
           ASTRA_RETURN_IF_ERROR(DecodeBlock(x, tmp, dst));
           continue;
@@ -838,8 +848,8 @@ Status PoolImpl::ReadExtentBlockLocked(uint32_t id, uint8_t* block) {
   {
     std::shared_lock<std::shared_mutex> l(mu_);
     x = state_.extent(id);
-    if (x.segment == open_.seg && x.offset + x.length > open_.disk_pos) {
-      std::memcpy(stored, seg_buf_.get() + (x.offset - open_.buf_base), x.length);
+    if (const OpenSegment* os = BufferedStream(x)) {
+      std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
       return DecodeBlock(x, stored, block);
     }
   }
@@ -874,19 +884,30 @@ void PoolImpl::ApplyLocked(Encoder& rec) {
   rec.Clear();
 }
 
-uint32_t PoolImpl::ReserveSegments() const {
-  // Room for a checkpoint image (estimated from the metadata size) plus two spare segments.
+uint32_t PoolImpl::CheckpointReserveSegments() const {
+  // Room for a checkpoint image (estimated from the metadata size) and one spare segment.
   uint64_t meta = state_.used_extents() * 40 + state_.mapped_blocks() * 6 + state_.catalog().size() * 96 +
                   state_.segments() * 6 + 4096;
-  for (const auto& [k, v] : state_.catalog()) { (void)k; (void)v; break; }
-  return uint32_t(meta / SegmentDataBytes() + 3);
+  return uint32_t(meta / SegmentDataBytes() + 2);
+}
+
+uint32_t PoolImpl::ReserveSegments() const {
+  // User writes stop here; the rest is for checkpoints and for the cleaner to make progress.
+  return CheckpointReserveSegments() + kCleanerReserveSegments;
+}
+
+const PoolImpl::OpenSegment* PoolImpl::BufferedStream(const Extent& x) const {
+  for (const auto& st : streams_)
+    if (x.segment == st.seg && x.offset + x.length > st.disk_pos) return &st;
+  return nullptr;
 }
 
 Status PoolImpl::EnsureSpaceLocked(uint64_t bytes) {
   auto available = [&]() -> uint64_t {
     uint64_t free_segs = state_.free_segments().size();
     uint64_t reserve = ReserveSegments();
-    uint64_t in_open = open_.seg == kNoSegment ? 0 : SegmentDataBytes() - open_.pos;
+    const OpenSegment& hot = streams_[kHot];
+    uint64_t in_open = hot.seg == kNoSegment ? 0 : SegmentDataBytes() - hot.pos;
     return (free_segs > reserve ? (free_segs - reserve) * SegmentDataBytes() : 0) + in_open;
   };
   if (available() >= bytes) return Status::Ok();
@@ -898,11 +919,17 @@ Status PoolImpl::EnsureSpaceLocked(uint64_t bytes) {
     ASTRA_RETURN_IF_ERROR(CheckpointLocked());
     if (available() >= bytes) return Status::Ok();
   }
+  // Foreground cleaning: relocate the live data of partly dead segments.
+  uint64_t want = ReserveSegments() + (bytes + SegmentDataBytes() - 1) / SegmentDataBytes() + 1;
+  Status s = CleanUntilLocked(want, /*max_victims=*/64, nullptr);
+  if (!s.ok() && !s.IsNoSpace()) return s;
+  if (available() >= bytes) return Status::Ok();
   return Status::NoSpace("pool " + UuidToString(sb_.pool_uuid) + " is full");
 }
 
-Status PoolImpl::OpenNewSegmentLocked() {
-  uint32_t reserve = ReserveSegments();
+Status PoolImpl::OpenNewSegmentLocked(OpenSegment& os) {
+  // The cold stream (cleaner, repair) may use the cleaner's reserve; user writes may not.
+  const uint32_t reserve = &os == &streams_[kCold] ? CheckpointReserveSegments() : ReserveSegments();
   if (state_.free_segments().size() <= reserve) return Status::NoSpace("no free segment");
   uint32_t s = *state_.free_segments().begin();
   Encoder e;
@@ -913,73 +940,171 @@ Status PoolImpl::OpenNewSegmentLocked() {
     for (uint32_t i = 0; i < n_; i++)
       if (MemberWritable(i) && members_[i]->state == MemberState::kOnline) stale_[s] &= ~(1ull << i);
       else stale_[s] |= 1ull << i;
-    open_ = OpenSegment{s, 0, 0, 0};
+    os.seg = s;
+    os.pos = os.disk_pos = os.buf_base = 0;
   }
   ApplyLocked(e);
   return Status::Ok();
 }
 
-Status PoolImpl::WriteOutLocked(bool pad_partial) {
-  if (open_.seg == kNoSegment) return Status::Ok();
+Status PoolImpl::WriteOutLocked(OpenSegment& os, bool pad_partial) {
+  if (os.seg == kNoSegment) return Status::Ok();
   const uint64_t sdb = StripeDataBytes();
-  if (pad_partial && open_.pos % sdb) {
-    uint64_t padded = AlignUp(open_.pos, sdb);
-    std::memset(seg_buf_.get() + (open_.pos - open_.buf_base), 0, padded - open_.pos);
-    open_.pos = padded;
+  if (pad_partial && os.pos % sdb) {
+    uint64_t padded = AlignUp(os.pos, sdb);
+    std::memset(os.buf.get() + (os.pos - os.buf_base), 0, padded - os.pos);
+    os.pos = padded;
   }
-  uint64_t full = AlignDown(open_.pos, sdb);
-  while (open_.disk_pos < full) {
-    uint32_t first_row = uint32_t(open_.disk_pos / sdb);
-    uint32_t nrows = uint32_t(std::min<uint64_t>((full - open_.disk_pos) / sdb, batch_rows_));
-    ASTRA_RETURN_IF_ERROR(WriteRows(open_.seg, first_row, nrows, seg_buf_.get() + (open_.disk_pos - open_.buf_base)));
+  uint64_t full = AlignDown(os.pos, sdb);
+  while (os.disk_pos < full) {
+    uint32_t first_row = uint32_t(os.disk_pos / sdb);
+    uint32_t nrows = uint32_t(std::min<uint64_t>((full - os.disk_pos) / sdb, batch_rows_));
+    ASTRA_RETURN_IF_ERROR(WriteRows(os.seg, first_row, nrows, os.buf.get() + (os.disk_pos - os.buf_base)));
     dirty_ = true;
     std::unique_lock<std::shared_mutex> l(mu_);
-    open_.disk_pos += uint64_t(nrows) * sdb;
+    os.disk_pos += uint64_t(nrows) * sdb;
     // Keep one written stripe in the buffer: an extent (<= 4 KiB) straddling disk_pos starts there.
-    uint64_t new_base = open_.disk_pos >= sdb ? open_.disk_pos - sdb : 0;
-    if (new_base > open_.buf_base) {
-      std::memmove(seg_buf_.get(), seg_buf_.get() + (new_base - open_.buf_base), open_.pos - new_base);
-      open_.buf_base = new_base;
+    uint64_t new_base = os.disk_pos >= sdb ? os.disk_pos - sdb : 0;
+    if (new_base > os.buf_base) {
+      std::memmove(os.buf.get(), os.buf.get() + (new_base - os.buf_base), os.pos - new_base);
+      os.buf_base = new_base;
     }
   }
   return Status::Ok();
 }
 
-Status PoolImpl::SealOpenSegmentLocked() {
-  if (open_.seg == kNoSegment) return Status::Ok();
-  ASTRA_RETURN_IF_ERROR(WriteOutLocked(/*pad_partial=*/true));
-  Encoder e;
-  MetaState::RecSegAdvance(&e, open_.seg, uint32_t(open_.disk_pos / StripeDataBytes()));
-  MetaState::RecSegSeal(&e, open_.seg);
-  ApplyLocked(e);
-  std::unique_lock<std::shared_mutex> l(mu_);
-  open_ = OpenSegment{};
+Status PoolImpl::WriteOutAllLocked() {
+  for (auto& os : streams_) {
+    if (os.seg == kNoSegment) continue;
+    ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, /*pad_partial=*/true));
+    if (os.disk_pos / StripeDataBytes() > state_.seg(os.seg).written_stripes) {
+      Encoder e;
+      MetaState::RecSegAdvance(&e, os.seg, uint32_t(os.disk_pos / StripeDataBytes()));
+      ApplyLocked(e);
+    }
+  }
   return Status::Ok();
 }
 
-Status PoolImpl::AppendLocked(const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off) {
-  if (open_.seg != kNoSegment && open_.pos + len > SegmentDataBytes()) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked());
-  if (open_.seg == kNoSegment) ASTRA_RETURN_IF_ERROR(OpenNewSegmentLocked());
-  if (open_.pos + len - open_.buf_base > seg_buf_bytes_) ASTRA_RETURN_IF_ERROR(WriteOutLocked(false));
-  assert(open_.pos + len - open_.buf_base <= seg_buf_bytes_);
-  std::memcpy(seg_buf_.get() + (open_.pos - open_.buf_base), bytes, len);
-  *seg = open_.seg;
-  *off = uint32_t(open_.pos);
-  open_.pos += len;  // published to readers only through the extent record applied later
-  if (open_.pos - open_.disk_pos >= uint64_t(batch_rows_) * StripeDataBytes())
-    ASTRA_RETURN_IF_ERROR(WriteOutLocked(false));
+Status PoolImpl::SealOpenSegmentLocked(OpenSegment& os) {
+  if (os.seg == kNoSegment) return Status::Ok();
+  ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, /*pad_partial=*/true));
+  Encoder e;
+  MetaState::RecSegAdvance(&e, os.seg, uint32_t(os.disk_pos / StripeDataBytes()));
+  MetaState::RecSegSeal(&e, os.seg);
+  sealed_at_[os.seg] = ++seal_clock_;
+  ApplyLocked(e);
+  std::unique_lock<std::shared_mutex> l(mu_);
+  os.seg = kNoSegment;
+  os.pos = os.disk_pos = os.buf_base = 0;
+  return Status::Ok();
+}
+
+Status PoolImpl::AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off) {
+  if (os.seg != kNoSegment && os.pos + len > SegmentDataBytes()) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked(os));
+  if (os.seg == kNoSegment) ASTRA_RETURN_IF_ERROR(OpenNewSegmentLocked(os));
+  if (os.pos + len - os.buf_base > seg_buf_bytes_) ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
+  assert(os.pos + len - os.buf_base <= seg_buf_bytes_);
+  std::memcpy(os.buf.get() + (os.pos - os.buf_base), bytes, len);
+  *seg = os.seg;
+  *off = uint32_t(os.pos);
+  os.pos += len;  // published to readers only through the extent record applied later
+  if (os.pos - os.disk_pos >= uint64_t(batch_rows_) * StripeDataBytes())
+    ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
   return Status::Ok();
 }
 
 Status PoolImpl::RelocateLocked(uint32_t id, const uint8_t* stored, uint32_t len) {
   ASTRA_RETURN_IF_ERROR(CheckWritable());
-  ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(len));
   uint32_t seg, off;
-  ASTRA_RETURN_IF_ERROR(AppendLocked(stored, len, &seg, &off));
+  ASTRA_RETURN_IF_ERROR(AppendLocked(streams_[kCold], stored, len, &seg, &off));
   Encoder e;
   MetaState::RecExtentMove(&e, id, seg, off);
   ApplyLocked(e);
   return Status::Ok();
+}
+
+// ============================================================================================
+// Segment cleaner
+// ============================================================================================
+
+uint32_t PoolImpl::PickVictimLocked(double max_utilization) const {
+  const double segb = double(SegmentDataBytes());
+  uint32_t best = kNoSegment;
+  double best_score = -1;
+  for (uint32_t s = 0; s < state_.segments(); s++) {
+    const SegmentInfo& g = state_.seg(s);
+    if (g.state != SegState::kSealed || g.kind != SegKind::kData) continue;
+    const double u = double(g.live_bytes) / segb;
+    if (u > max_utilization) continue;
+    double score;
+    if (opts_.cleaner_policy == CleanerPolicy::kGreedy) {
+      score = 1.0 - u;
+    } else {
+      // Sprite LFS cost-benefit: free space gained (1 - u) times its age, per cost (read the
+      // segment, write back u of it).
+      const double age = double(seal_clock_ + 1 - std::min(seal_clock_, sealed_at_[s]));
+      score = (1.0 - u) * age / (1.0 + u);
+    }
+    if (score > best_score) {
+      best_score = score;
+      best = s;
+    }
+  }
+  return best;
+}
+
+Status PoolImpl::CleanSegmentLocked(uint32_t victim, uint64_t* moved_bytes) {
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 0; id < state_.ExtentCount(); id++)
+    if (state_.ExtentUsed(id) && state_.extent(id).segment == victim) ids.push_back(id);
+  uint8_t stored[kBlockBytes];
+  for (uint32_t id : ids) {
+    Extent x = state_.extent(id);
+    bool rebuilt;
+    // Verified read (rebuilt from parity if need be): the cleaner never copies bad bytes.
+    ASTRA_RETURN_IF_ERROR(ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt)
+                              .Annotate("cleaning segment " + std::to_string(victim)));
+    ASTRA_RETURN_IF_ERROR(RelocateLocked(id, stored, x.length));
+    *moved_bytes += x.length;
+  }
+  cleaner_.segments_cleaned++;
+  cleaner_.bytes_relocated += *moved_bytes;
+  return Status::Ok();
+}
+
+Status PoolImpl::CleanUntilLocked(uint64_t free_target, uint32_t max_victims, const ProgressFn& progress) {
+  cleaner_.passes++;
+  uint32_t cleaned = 0;
+  while (state_.free_segments().size() < free_target && cleaned < max_victims) {
+    // Cleaning a segment u full costs u of a cold segment: never pick one that cannot pay off.
+    uint32_t v = PickVictimLocked(0.95);
+    if (v == kNoSegment) break;
+    // The cold stream needs room for what it moves; stop before eating the checkpoint reserve.
+    const uint64_t cold_room = (streams_[kCold].seg == kNoSegment ? 0 : SegmentDataBytes() - streams_[kCold].pos) +
+                               (state_.free_segments().size() > CheckpointReserveSegments()
+                                    ? (state_.free_segments().size() - CheckpointReserveSegments()) * SegmentDataBytes()
+                                    : 0);
+    if (state_.seg(v).live_bytes + kBlockBytes > cold_room) break;
+    uint64_t moved = 0;
+    ASTRA_RETURN_IF_ERROR(CleanSegmentLocked(v, &moved));
+    cleaned++;
+    if (progress) progress(cleaned, max_victims, "clean");
+    // Victims are free only after a checkpoint records the moves: take one every few victims.
+    if (cleaned % 4 == 0 || state_.free_segments().size() <= CheckpointReserveSegments() + 1)
+      ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+  }
+  if (cleaned) ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+  return cleaned ? Status::Ok() : Status::NoSpace("nothing to clean");
+}
+
+Result<CleanerStats> PoolImpl::CollectGarbage(const ProgressFn& progress) {
+  std::lock_guard<std::mutex> wl(write_mu_);
+  ASTRA_RETURN_IF_ERROR(CheckWritable());
+  ASTRA_RETURN_IF_ERROR(CheckpointLocked());  // frees what is already dead
+  Status s = CleanUntilLocked(state_.segments(), uint32_t(state_.segments()), progress);
+  if (!s.ok() && !s.IsNoSpace()) return s;
+  return cleaner_;
 }
 
 Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) {
@@ -1031,7 +1156,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
     x.flags = flags;
     x.crc = Crc32c(stored, len);
     x.fingerprint = fp;
-    Status s = AppendLocked(stored, len, &x.segment, &x.offset);
+    Status s = AppendLocked(streams_[kHot], stored, len, &x.segment, &x.offset);
     if (!s.ok()) {
       // Map what is already stored, so no extent is left without a reference.
       if (i > 0) {
@@ -1179,15 +1304,11 @@ Status PoolImpl::Flush() {
 }
 
 Status PoolImpl::FlushLocked() {
-  if (pending_records_ == 0 && !dirty_ && (open_.seg == kNoSegment || open_.pos == open_.disk_pos))
-    return Status::Ok();
-  // 1. Data: pad the open stripe and write it out; then make it stable on every member.
-  ASTRA_RETURN_IF_ERROR(WriteOutLocked(/*pad_partial=*/true));
-  if (open_.seg != kNoSegment) {
-    Encoder e;
-    MetaState::RecSegAdvance(&e, open_.seg, uint32_t(open_.disk_pos / StripeDataBytes()));
-    ApplyLocked(e);
-  }
+  bool buffered = false;
+  for (const auto& st : streams_) buffered |= st.seg != kNoSegment && st.pos != st.disk_pos;
+  if (pending_records_ == 0 && !dirty_ && !buffered) return Status::Ok();
+  // 1. Data: pad the open stripes and write them out; then make them stable on every member.
+  ASTRA_RETURN_IF_ERROR(WriteOutAllLocked());
   {
     IoWaiter waiter;
     std::vector<IoRequest> reqs(n_);
@@ -1328,12 +1449,7 @@ Status PoolImpl::WriteSuperblocksLocked() {
 Status PoolImpl::CheckpointLocked() {
   ASTRA_RETURN_IF_ERROR(CheckWritable());
   // 1. Data stable (the checkpoint image references it).
-  ASTRA_RETURN_IF_ERROR(WriteOutLocked(true));
-  if (open_.seg != kNoSegment) {
-    Encoder e;
-    MetaState::RecSegAdvance(&e, open_.seg, uint32_t(open_.disk_pos / StripeDataBytes()));
-    ApplyLocked(e);
-  }
+  ASTRA_RETURN_IF_ERROR(WriteOutAllLocked());
   // 2. Image of everything applied so far (the pending journal records included).
   Encoder img;
   state_.Serialize(&img);
@@ -1413,12 +1529,37 @@ Status PoolImpl::CheckpointLocked() {
   journal_head_ = journal_pos_;
   journal_used_ = 0;
   // 4. What the old checkpoint and the old journal pinned is free now.
+  std::vector<uint32_t> freed;
   {
     std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
     std::unique_lock<std::shared_mutex> l(mu_);
-    state_.ReleaseAfterCheckpoint(ckpt_segments_);
+    freed = state_.ReleaseAfterCheckpoint(ckpt_segments_);
   }
   ckpt_segments_ = segs;
+  // 5. Trim reaches the devices: discard every column of the freed segments (sparse member
+  //    files shrink; SSDs learn the space is free). Best effort: a failed trim loses nothing.
+  if (!freed.empty()) {
+    IoWaiter waiter;
+    std::vector<IoRequest> reqs;
+    std::vector<uint32_t> owner;
+    reqs.reserve(freed.size() * w_);
+    for (uint32_t seg : freed)
+      for (uint32_t c = 0; c < w_; c++) {
+        uint32_t mi = place_.MemberOf(seg, c);
+        if (!MemberWritable(mi) || !members_[mi]->dev->info().supports_trim) continue;
+        reqs.push_back(IoRequest{IoOp::kTrim, place_.ColumnOffset(seg, c), uint32_t(sb_.segment_column_bytes), nullptr, {}, &waiter});
+        owner.push_back(mi);
+      }
+    waiter.Add(uint32_t(reqs.size()));
+    for (size_t i = 0; i < reqs.size(); i++) {
+      IoRequest* rp = &reqs[i];
+      members_[owner[i]]->dev->Submit(&rp, 1);
+    }
+    waiter.Wait();
+    for (auto& r : reqs)
+      if (!r.status.ok()) spdlog::debug("trim of a freed segment: {}", r.status.ToString());
+    cleaner_.segments_trimmed += freed.size();
+  }
   return Status::Ok();
 }
 
@@ -1536,7 +1677,7 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
   std::lock_guard<std::mutex> wl(write_mu_);
   if (closed_) return Status::InvalidArgument("pool is closed");
   const bool fix = repair && !read_only_;
-  if (fix) ASTRA_RETURN_IF_ERROR(WriteOutLocked(true));
+  if (fix) ASTRA_RETURN_IF_ERROR(WriteOutAllLocked());
   CheckReport rep;
   auto problem = [&](std::string p) {
     if (rep.problems.size() < 1000) rep.problems.push_back(std::move(p));
@@ -1579,8 +1720,8 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
     rep.extents_checked++;
     bool rebuilt = false;
     Status s;
-    if (x.segment == open_.seg && x.offset + x.length > open_.disk_pos) {
-      std::memcpy(stored, seg_buf_.get() + (x.offset - open_.buf_base), x.length);
+    if (const OpenSegment* os = BufferedStream(x)) {
+      std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
       s = Crc32c(stored, x.length) == x.crc ? Status::Ok() : Status::Corruption("buffered extent checksum");
     } else {
       s = ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt);
@@ -1615,7 +1756,8 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
     const SegmentInfo& g = state_.seg(s);
     if (g.state != SegState::kOpen && g.state != SegState::kSealed) continue;
     uint32_t rows = g.written_stripes;
-    if (s == open_.seg) rows = uint32_t(open_.disk_pos / sdb);
+    for (const auto& st : streams_)
+      if (s == st.seg) rows = uint32_t(st.disk_pos / sdb);
     for (uint32_t r = 0; r < rows; r++, done++) {
       if (progress && done % 4096 == 0) progress(done, total, "stripes");
       if (!live_rows.count(row_key(s, r))) continue;  // dead stripe: nothing to protect
@@ -1668,7 +1810,7 @@ Status PoolImpl::ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, cons
   {
     std::lock_guard<std::mutex> wl(write_mu_);
     ASTRA_RETURN_IF_ERROR(CheckWritable());
-    ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked());
+    for (auto& st : streams_) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked(st));
     ASTRA_RETURN_IF_ERROR(FlushLocked());
     Member& m = *members_[index];
     {
@@ -1777,7 +1919,8 @@ PoolStatus PoolImpl::GetStatus() {
   }
   uint64_t reserve = ReserveSegments();
   uint64_t usable = free_segs + pend > reserve ? free_segs + pend - reserve : 0;
-  sp.free_bytes = usable * SegmentDataBytes() + (open_.seg == kNoSegment ? 0 : SegmentDataBytes() - open_.pos);
+  const OpenSegment& hot = streams_[kHot];
+  sp.free_bytes = usable * SegmentDataBytes() + (hot.seg == kNoSegment ? 0 : SegmentDataBytes() - hot.pos);
   sp.reclaimable_bytes = reclaim + pend * SegmentDataBytes();
   sp.data_reduction_ratio = sp.stored_bytes ? double(sp.logical_bytes) / double(sp.stored_bytes) : 1.0;
   st.segments_total = state_.segments();
@@ -1785,6 +1928,7 @@ PoolStatus PoolImpl::GetStatus() {
   st.journal_seq = next_seq_;
   st.checkpoint_seq = sb_.journal_head_seq;
   st.repaired_blocks = repaired_;
+  st.cleaner = cleaner_;
   return st;
 }
 

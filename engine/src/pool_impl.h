@@ -23,6 +23,10 @@
 namespace astra {
 
 inline constexpr uint64_t kChecksumErrorsToFail = 16;
+// Free segments kept for the cleaner beyond the checkpoint reserve, so it can always progress.
+inline constexpr uint32_t kCleanerReserveSegments = 2;
+// Background cleaning per 5-second tick, in segments (its bounded share of the I/O).
+inline constexpr uint32_t kBackgroundCleanSegmentsMax = 8;
 
 class PoolImpl final : public Pool {
  public:
@@ -51,6 +55,7 @@ class PoolImpl final : public Pool {
   Result<CheckReport> Scrub(const ProgressFn& progress) override;
   Status ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, const ProgressFn& progress) override;
   Status FailMember(uint32_t index) override;
+  Result<CleanerStats> CollectGarbage(const ProgressFn& progress) override;
   PoolStatus GetStatus() override;
 
  private:
@@ -61,13 +66,17 @@ class PoolImpl final : public Pool {
     std::atomic<uint64_t> read_errors{0}, write_errors{0}, checksum_errors{0};
     bool sb_valid[2] = {false, false};
   };
-  // The open data segment and its write buffer (data space bytes [buf_base, pos)).
+  // An open segment and its write buffer (data space bytes [buf_base, pos)). Two append streams
+  // keep hot and cold data apart (hot/cold separation, as in Sprite LFS): user writes go to the
+  // hot stream; the cleaner's and repair's relocations (data that survived) to the cold one.
   struct OpenSegment {
     uint32_t seg = kNoSegment;
     uint64_t pos = 0;       // bytes appended
     uint64_t disk_pos = 0;  // bytes written to devices (stripe multiple)
     uint64_t buf_base = 0;  // data-space offset of buf[0] (stripe multiple)
+    AlignedBuf buf;
   };
+  enum Stream : uint32_t { kHot = 0, kCold = 1, kStreams = 2 };
   struct ReadPlan;
 
   // ---- geometry ----
@@ -92,10 +101,23 @@ class PoolImpl final : public Pool {
 
   // ---- write path (write_mu_ held) ----
   Status EnsureSpaceLocked(uint64_t bytes);
-  Status AppendLocked(const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off);
-  Status OpenNewSegmentLocked();
-  Status SealOpenSegmentLocked();
-  Status WriteOutLocked(bool pad_partial);
+  Status AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off);
+  Status OpenNewSegmentLocked(OpenSegment& os);
+  Status SealOpenSegmentLocked(OpenSegment& os);
+  Status WriteOutLocked(OpenSegment& os, bool pad_partial);
+  // Pads and writes out both streams and records their write pointers.
+  Status WriteOutAllLocked();
+  // The stream whose buffer still holds extent `x` (not yet on the devices), or nullptr.
+  const OpenSegment* BufferedStream(const Extent& x) const;
+  // ---- segment cleaner ----
+  // Picks the sealed data segment to clean next (cost-benefit or greedy), or kNoSegment.
+  uint32_t PickVictimLocked(double max_utilization) const;
+  // Relocates every live extent of `victim` into the cold stream; the victim becomes free at
+  // the next checkpoint.
+  Status CleanSegmentLocked(uint32_t victim, uint64_t* moved_bytes);
+  // Cleans until `free_target` segments are free (or nothing more can be gained).
+  Status CleanUntilLocked(uint64_t free_target, uint32_t max_victims, const ProgressFn& progress);
+  uint32_t CheckpointReserveSegments() const;
   void ApplyLocked(Encoder& rec);
   Status FlushLocked();
   Status WriteJournalBatchLocked();
@@ -130,9 +152,11 @@ class PoolImpl final : public Pool {
   std::shared_mutex reclaim_mu_;
   mutable std::shared_mutex mu_;
 
-  OpenSegment open_;
-  AlignedBuf seg_buf_;
+  OpenSegment streams_[kStreams];
   uint64_t seg_buf_bytes_ = 0;
+  uint64_t seal_clock_ = 0;         // advances per sealed segment: segment age for the cleaner
+  std::vector<uint64_t> sealed_at_; // per segment
+  CleanerStats cleaner_;
   std::vector<AlignedBuf> col_bufs_;
   uint32_t batch_rows_ = 0;
 

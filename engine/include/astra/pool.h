@@ -46,9 +46,23 @@ struct FormatOptions {
   bool force = false;           // overwrite members that already hold a pool
 };
 
+enum class CleanerPolicy : uint8_t {
+  kCostBenefit = 0,  // Sprite LFS: maximise (1 - u) * age / (1 + u)
+  kGreedy = 1,       // least live bytes first
+};
+
+// Segment cleaner activity since the pool was opened.
+struct CleanerStats {
+  uint64_t passes = 0;              // foreground + background + on-demand passes
+  uint64_t segments_cleaned = 0;
+  uint64_t bytes_relocated = 0;     // stored bytes moved to the cold stream
+  uint64_t segments_trimmed = 0;    // freed segments discarded on the members
+};
+
 struct OpenOptions {
   bool read_only = false;       // never write to the members (fsck -n); no journal replay writes
-  bool background_checkpoints = true;
+  bool background_checkpoints = true;   // background flush, checkpoint and cleaning thread
+  CleanerPolicy cleaner_policy = CleanerPolicy::kCostBenefit;
   // Test seam (issue 3): when set, every block's dedup fingerprint is this value, so every
   // write is a dedup candidate of every other: the byte comparison must tell them apart.
   std::optional<uint64_t> force_fingerprint;
@@ -89,6 +103,7 @@ struct PoolStatus {
   uint64_t segments_total = 0, segments_free = 0;
   uint64_t journal_seq = 0, checkpoint_seq = 0;
   uint64_t repaired_blocks = 0;        // blocks rebuilt from parity after a bad read
+  CleanerStats cleaner;
   Compression compression = Compression::kNone;
   int compression_level = 0;
   bool dedup = false;
@@ -197,6 +212,9 @@ class Pool {
   // Replaces member `index` by `dev` (formatted here) and rebuilds its chunks while online.
   virtual Status ReplaceMember(uint32_t index, std::unique_ptr<Device> dev,
                                const ProgressFn& progress = nullptr) = 0;
+  // Runs the segment cleaner on demand (astrafs gc): relocates the live data of partly dead
+  // segments, checkpoints, and discards the freed segments on the members.
+  virtual Result<CleanerStats> CollectGarbage(const ProgressFn& progress = nullptr) = 0;
   // Marks a member failed (admin "offline", or tests): it gets no more I/O.
   virtual Status FailMember(uint32_t index) = 0;
   virtual PoolStatus GetStatus() = 0;
