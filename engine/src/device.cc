@@ -1,6 +1,6 @@
 // Device: synchronous helpers, request validation, aligned buffers, and OpenDevice (which picks
-// the implementation for a path). The implementations live in mem_device.cc, uring_device.cc and
-// faulty_device.cc.
+// the implementation for a path). The implementations live in mem_device.cc, uring_device.cc,
+// nvme_device.cc and faulty_device.cc.
 #include "astra/device.h"
 
 #include <fcntl.h>
@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cassert>
 #include <cstdlib>
 #include <new>
 #include <string>
 
 #include "astra/limits.h"
+#include "nvme_device.h"
 #include "uring_device.h"
 
 namespace astra {
@@ -173,6 +175,33 @@ bool LooksLikeNvmeGeneric(const std::string& path) {
   return digits() && i == name.size();
 }
 
+// The final component of `path` after resolving symlinks (/dev/vmh/ng0n1 -> "ng2n1"); "" on
+// failure.
+std::string ResolvedName(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (real == nullptr) return "";
+  std::string r(real);
+  std::free(real);
+  const size_t slash = r.rfind('/');
+  return slash == std::string::npos ? r : r.substr(slash + 1);
+}
+
+// "nvme0n1" -> "/dev/ng0n1" (the generic device of the same controller and namespace); "" when
+// `name` is not an NVMe namespace block device name (partitions "nvme0n1p1" included).
+std::string NvmeGenericFor(const std::string& name) {
+  unsigned ctrl = 0, ns = 0;
+  char tail = 0;
+  if (std::sscanf(name.c_str(), "nvme%un%u%c", &ctrl, &ns, &tail) != 2) return "";
+  return "/dev/ng" + std::to_string(ctrl) + "n" + std::to_string(ns);
+}
+
+// ASTRA_FORCE_BLOCK_PATH=1 makes /dev/nvmeXnY use the block path (UringDevice) even when its
+// generic device could be used for passthrough (for comparisons and as a way around problems).
+bool ForceBlockPath() {
+  const char* v = std::getenv("ASTRA_FORCE_BLOCK_PATH");
+  return v != nullptr && v[0] != '\0' && std::string(v) != "0";
+}
+
 // Creates a sparse regular file of `size_bytes`. Fails with kExists if the path appeared meanwhile.
 Status CreateSparseFile(const std::string& path, uint64_t size_bytes) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -203,11 +232,34 @@ Result<std::unique_ptr<Device>> OpenDevice(const std::string& path, uint64_t cre
     ASTRA_RETURN_IF_ERROR(CreateSparseFile(path, create_size_bytes));
     if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
   }
-  if (S_ISCHR(st.st_mode) && LooksLikeNvmeGeneric(path)) {
-    return Status::NotSupported(path + ": NVMe passthrough not yet built");
+  if (S_ISCHR(st.st_mode)) {
+    // NvmeDevice checks (sysfs class, NVME_IOCTL_ID) that this really is an NVMe namespace's
+    // generic device and names the path when it is not.
+    if (!LooksLikeNvmeGeneric(path) && !LooksLikeNvmeGeneric(ResolvedName(path))) {
+      return Status::InvalidArgument(path + ": a character device that is not an NVMe " +
+                                     "namespace generic device (/dev/ngXnY); members are " +
+                                     "regular files, block devices or /dev/ngXnY");
+    }
+    ASTRA_ASSIGN_OR_RETURN(auto dev, NvmeDevice::Open(path));
+    return std::unique_ptr<Device>(std::move(dev));
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
     return Status::InvalidArgument(path + ": not a regular file or block device");
+  }
+  // /dev/nvmeXnY: prefer the namespace's generic device (passthrough) when it exists and this
+  // process may open it, unless ASTRA_FORCE_BLOCK_PATH=1 asks for the block path.
+  if (S_ISBLK(st.st_mode) && !ForceBlockPath()) {
+    const std::string generic = NvmeGenericFor(ResolvedName(path));
+    struct stat gst;
+    if (!generic.empty() && ::stat(generic.c_str(), &gst) == 0 && S_ISCHR(gst.st_mode)) {
+      NvmeOpenOptions opts;
+      opts.display_path = path;
+      auto dev = NvmeDevice::Open(generic, opts);
+      if (dev.ok()) return std::unique_ptr<Device>(std::move(dev.value()));
+      // Held by someone: the block path would be refused as well, and must not race them.
+      if (dev.status().code() == Status::Code::kBusy) return dev.status();
+      // Otherwise (no permission, unsupported format or kernel) fall back to the block path.
+    }
   }
   ASTRA_ASSIGN_OR_RETURN(auto dev, UringDevice::Open(path));
   return std::unique_ptr<Device>(std::move(dev));
