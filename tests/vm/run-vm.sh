@@ -78,7 +78,7 @@ for i in "${!rw_dirs[@]}"; do
 done
 for ((i = 0; i < nvme; i++)); do
   truncate -s "$nvme_size" "$run/nvme$i.img"
-  args+=(-drive "file=$run/nvme$i.img,if=none,id=nvm$i,format=raw,cache=unsafe,aio=threads"
+  args+=(-drive "file=$run/nvme$i.img,if=none,id=nvm$i,format=raw,cache=unsafe,aio=threads,discard=unmap"
          -device "nvme,serial=astranvme$i,drive=nvm$i$nvme_opts")
 done
 
