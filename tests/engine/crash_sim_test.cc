@@ -58,20 +58,21 @@ struct Model {
   std::map<std::string, std::set<std::string>> kv_since;  // "" = deleted
 };
 
-constexpr uint64_t kObjects = 4, kBlocks = 48;
+constexpr uint64_t kObjects = 4;
 
-TEST(CrashSimTest, PowerLossAtRandomInstantsLosesNothingAcknowledged) {
-  const uint64_t seed = TestSeed(20261121);
-  const char* cuts_env = std::getenv("ASTRA_CRASH_CUTS");
-  const int cuts_target = cuts_env ? std::atoi(cuts_env) : 1000;
+// Runs `cuts_target` cuts on pools of six `device_bytes` members, reformatted every
+// `rounds_per_pool` cuts. Returns the number of segments the cleaner relocated.
+uint64_t RunCrashSim(uint64_t seed, int cuts_target, uint64_t device_bytes, int rounds_per_pool,
+                     const uint64_t kBlocks) {
   std::mt19937_64 rng(seed);
+  uint64_t cleaned = 0;
   auto rnd = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
 
   int cuts = 0, mid_op_cuts = 0;
   uint64_t tag_counter = 1;
   while (cuts < cuts_target) {
     // A fresh pool every so often keeps the pools small (no segment cleaner in this test).
-    MemPool mp(6, 12ull << 20);
+    MemPool mp(6, device_bytes);
     for (auto& f : mp.faulty) {
       f->SetSeed(rng());
       f->SetTrackUnflushed(true);
@@ -90,20 +91,21 @@ TEST(CrashSimTest, PowerLossAtRandomInstantsLosesNothingAcknowledged) {
       fo.segment_column_bytes = 64 * 1024;
       fo.journal_bytes = 1u << 20;
       fo.compression = rnd(2) ? Compression::kZstd : Compression::kNone;
-      ASSERT_TRUE(Pool::Format(d, fo).ok());
-      for (auto& f : mp.faulty) ASSERT_TRUE(f->Flush().ok());
+      if (!(Pool::Format(d, fo).ok())) { ADD_FAILURE() << "Pool::Format(d, fo).ok()"; return cleaned; }
+      for (auto& f : mp.faulty) if (!(f->Flush().ok())) { ADD_FAILURE() << "f->Flush().ok()"; return cleaned; }
     }
     Model model;
-    for (int round = 0; round < 25 && cuts < cuts_target; round++, cuts++) {
+    for (int round = 0; round < rounds_per_pool && cuts < cuts_target; round++, cuts++) {
       auto opened = Pool::Open(devices(), TestOpen());
-      ASSERT_TRUE(opened.ok()) << "cut " << cuts << ": " << opened.status().ToString();
+      EXPECT_TRUE(opened.ok()) << "cut " << cuts << ": " << opened.status().ToString();
+      if (!opened.ok()) return cleaned;
       auto pool = std::move(opened).value();
       // ---- verify what survived the previous cut ----
       uint8_t got[4096], want[4096];
       for (uint64_t o = 1; o <= kObjects; o++) {
         for (uint64_t b = 0; b < kBlocks; b++) {
           Status s = pool->Read(o, b, 1, got);
-          ASSERT_TRUE(s.ok()) << "cut " << cuts << ": " << s.ToString();
+          if (!(s.ok())) { ADD_FAILURE() << "s.ok()" << "cut " << cuts << ": " << s.ToString(); return cleaned; }
           auto key = std::make_pair(o, b);
           uint64_t d = model.durable.count(key) ? model.durable[key] : 0;
           std::set<uint64_t> ok = model.since[key];
@@ -123,8 +125,8 @@ TEST(CrashSimTest, PowerLossAtRandomInstantsLosesNothingAcknowledged) {
             }
             ADD_FAILURE() << "candidates: " << cands << " actual tag: " << (actual == UINT64_MAX ? std::string("none") : std::to_string(actual));
           }
-          ASSERT_NE(found, UINT64_MAX) << "cut " << cuts << " seed " << seed << ": object " << o << " block " << b
-                                       << " holds bytes that were never written there whole (durable tag " << d << ")";
+          if (found == UINT64_MAX) { ADD_FAILURE() << "cut " << cuts << " seed " << seed << ": object " << o << " block " << b
+                                       << " holds bytes that were never written there whole (durable tag " << d << ")"; return cleaned; }
           model.durable[key] = found;
         }
       }
@@ -134,19 +136,22 @@ TEST(CrashSimTest, PowerLossAtRandomInstantsLosesNothingAcknowledged) {
         std::string v = r.ok() ? *r : "";
         std::set<std::string> ok = vals;
         ok.insert(model.kv_durable.count(k) ? model.kv_durable[k] : "");
-        ASSERT_TRUE(ok.count(v)) << "cut " << cuts << ": catalogue key " << k << " has value never committed";
+        if (!(ok.count(v))) { ADD_FAILURE() << "ok.count(v)" << "cut " << cuts << ": catalogue key " << k << " has value never committed"; return cleaned; }
         model.kv_durable[k] = v;
       }
       for (auto& [k, v] : model.kv_durable) {
         auto r = pool->Get(k);
-        ASSERT_EQ(r.ok() ? *r : "", v) << "cut " << cuts << ": catalogue key " << k;
+        if ((r.ok() ? *r : std::string()) != v) {
+          ADD_FAILURE() << "cut " << cuts << ": catalogue key " << k << " lost its durable value";
+          return cleaned;
+        }
       }
       model.kv_since.clear();
       model.latest = model.durable;
       model.kv_latest = model.kv_durable;
       auto rep = pool->Check(false);
-      ASSERT_TRUE(rep.ok()) << rep.status().ToString();
-      ASSERT_TRUE(rep->clean()) << "cut " << cuts << " seed " << seed << ": " << rep->problems[0];
+      if (!(rep.ok())) { ADD_FAILURE() << "rep.ok()" << rep.status().ToString(); return cleaned; }
+      if (!(rep->clean())) { ADD_FAILURE() << "rep->clean()" << "cut " << cuts << " seed " << seed << ": " << rep->problems[0]; return cleaned; }
 
       // ---- a random workload, cut at a random device I/O ----
       clock.fired = false;
@@ -230,12 +235,31 @@ TEST(CrashSimTest, PowerLossAtRandomInstantsLosesNothingAcknowledged) {
         mid_op_cuts++;
       }
       clock.remaining = INT64_MAX;
+      cleaned += pool->GetStatus().cleaner.segments_cleaned;
       pool.reset();  // its close fails on dead devices: that is the crash
       for (auto& f : mp.faulty) f->Revive();
     }
   }
-  std::printf("power-loss cuts: %d (%d during an operation)\n", cuts, mid_op_cuts);
+  std::printf("power-loss cuts: %d (%d during an operation), segments cleaned: %llu\n", cuts, mid_op_cuts,
+              (unsigned long long)cleaned);
   EXPECT_GE(cuts, cuts_target);
+  return cleaned;
+}
+
+int CutsFromEnv(int fallback) {
+  const char* e = std::getenv("ASTRA_CRASH_CUTS");
+  return e ? std::atoi(e) : fallback;
+}
+
+TEST(CrashSimTest, PowerLossAtRandomInstantsLosesNothingAcknowledged) {
+  RunCrashSim(TestSeed(20261121), CutsFromEnv(1000), 12ull << 20, 25, 48);
+}
+
+// Small pools reused across many cuts: the cleaner runs (foreground and on checkpoints) while
+// power fails at random instants.
+TEST(CrashSimTest, PowerLossWhileTheCleanerRuns) {
+  uint64_t cleaned = RunCrashSim(TestSeed(777), CutsFromEnv(1000) / 4, 6ull << 20, 250, 512);
+  EXPECT_GT(cleaned, 0u) << "the workload never made the cleaner run";
 }
 
 }  // namespace
