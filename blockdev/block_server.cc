@@ -87,13 +87,13 @@ Status BlockServer::SaveRecord(uint32_t dev_id, const Entry& e) {
 Result<uint32_t> BlockServer::Export(const ExportOptions& opts) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!ctrl_) return Status::InvalidArgument("OpenControl() first");
+  ASTRA_ASSIGN_OR_RETURN(VolumeRecord rec, FindOrCreateVolume(opts));
   for (const auto& [id, e] : exports_) {
     if (e.volume == opts.volume) {
       return Status::Exists("volume '" + opts.volume + "' is already exported as /dev/ublkb" +
                             std::to_string(id));
     }
   }
-  ASTRA_ASSIGN_OR_RETURN(VolumeRecord rec, FindOrCreateVolume(opts));
   Entry e;
   e.volume = opts.volume;
   e.rec = rec;

@@ -7,9 +7,9 @@ dev=$(ublk add --volume r --size 1G --queues 2 --depth 32 "$MEMBERS")
 id=${dev#/dev/ublkb}
 flags=$(ublk list | awk -v d="$dev" '$2 == d')
 echo "$flags"
-step "write a reference region (64 MiB at 512 MiB) and flush it"
+step "write a reference region (32 MiB at 512 MiB) and flush it"
 fio --name=ref --filename="$dev" --ioengine=io_uring --direct=1 --rw=write --bs=128k \
-    --offset=512M --size=64M --iodepth=16 --verify=crc32c --do_verify=0 --verify_state_save=0 \
+    --offset=512M --size=32M --iodepth=16 --verify=crc32c --do_verify=0 --verify_state_save=0 \
     --end_fsync=1 >/dev/null || fail "reference write"
 step "fio O_SYNC random writes with verify in the background; kill -9 the server mid-run"
 # sync=1: every write completes only once durable (FUA), so everything fio has seen complete must
@@ -34,7 +34,7 @@ awk -F';' '{ printf "fio crash: write %s IOPS, verify-read %s IOPS, errors %s\n"
 [ "$(cut -d';' -f5 /tmp/crash.terse)" = 0 ] || fail "fio reported errors"
 step "the reference region flushed before the kill is intact"
 fio --name=ref --filename="$dev" --ioengine=io_uring --direct=1 --rw=write --bs=128k \
-    --offset=512M --size=64M --iodepth=16 --verify=crc32c --verify_only=1 --verify_fatal=1 \
+    --offset=512M --size=32M --iodepth=16 --verify=crc32c --verify_only=1 --verify_fatal=1 \
     --verify_state_save=0 >/dev/null || fail "reference region damaged"
 step "a second kill while idle, recover, full fio verify"
 pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
