@@ -36,6 +36,7 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  status  [--json] DEVICE...|MOUNTPOINT   geometry, members, space\n"
     "  scrub   [--json] [--progress] [--degraded] DEVICE...\n"
+    "  gc      [--json] [--progress] [--degraded] DEVICE...   run the segment cleaner\n"
     "                                          verify every checksum and parity; repair\n"
     "  replace [--json] [--progress] [--size BYTES] [--force] OLD NEW DEVICE...\n"
     "                                          rebuild member OLD (index or path) onto NEW\n"
@@ -167,6 +168,13 @@ void PrintStatusJson(const astra::PoolStatus& ps) {
       .Uint("capacity", s.capacity_bytes)
       .Uint("free", s.free_bytes)
       .Uint("reclaimable", s.reclaimable_bytes)
+      .Uint("used", s.stored_bytes)
+      .EndObject();
+  j.BeginObject("cleaner")
+      .Uint("passes", ps.cleaner.passes)
+      .Uint("segments_cleaned", ps.cleaner.segments_cleaned)
+      .Uint("bytes_relocated", ps.cleaner.bytes_relocated)
+      .Uint("segments_trimmed", ps.cleaner.segments_trimmed)
       .EndObject();
   j.EndObject();
 }
@@ -218,6 +226,11 @@ void PrintStatusText(const astra::PoolStatus& ps) {
   line("saved by dedup", s.dedup_saved_bytes);
   line("saved by compression", s.compression_saved_bytes);
   std::printf("    %-24s %14.2f\n", "data reduction ratio", s.data_reduction_ratio);
+  std::printf("  cleaner:      %llu passes, %llu segments cleaned, %s relocated, %llu segments trimmed\n",
+              static_cast<unsigned long long>(ps.cleaner.passes),
+              static_cast<unsigned long long>(ps.cleaner.segments_cleaned),
+              tools::HumanBytes(ps.cleaner.bytes_relocated).c_str(),
+              static_cast<unsigned long long>(ps.cleaner.segments_trimmed));
 }
 
 // A mount point: only what statfs(2) tells, until astrafs-mount offers a control socket.
@@ -379,6 +392,58 @@ int CmdScrub(int argc, char** argv) {
       static_cast<unsigned long long>(rep->repaired), static_cast<unsigned long long>(left));
   for (const auto& p : remaining) std::printf("  left: %s\n", p.c_str());
   if (ps.degraded) std::printf("pool is DEGRADED: see 'astrafs status'\n");
+  return rc;
+}
+
+// ---- gc ----
+
+int CmdGc(int argc, char** argv) {
+  int rc = kExitOk;
+  auto c = ParseCommand(argc, argv,
+                        "Usage: astrafs gc [--json] [--progress] [--degraded] DEVICE...\n"
+                        "Runs the segment cleaner: moves the live data out of partly dead segments, "
+                        "checkpoints, and discards the freed segments on the members.",
+                        true, false, &rc);
+  if (!c) return rc;
+  auto devs = tools::ParseDeviceList(c->args);
+  if (!devs.ok()) {
+    spdlog::error("{}", devs.status().message());
+    return kExitUsage;
+  }
+  auto pool = OpenPool(*devs, /*read_only=*/false, c->degraded);
+  if (!pool.ok()) return kExitError;
+  const uint64_t free_before = (*pool)->GetStatus().space.free_bytes;
+  tools::Progress progress("gc", c->progress);
+  auto st = (*pool)->CollectGarbage(progress.Fn());
+  progress.Finish();
+  if (!st.ok()) {
+    spdlog::error("gc failed: {}", st.status().ToString());
+    (*pool)->Close().IgnoreError();
+    return kExitError;
+  }
+  const astra::PoolStatus ps = (*pool)->GetStatus();
+  Status s = (*pool)->Close();
+  if (!s.ok()) {
+    spdlog::error("closing the pool: {}", s.ToString());
+    rc = kExitError;
+  }
+  if (c->json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("pool_uuid", ps.pool_uuid);
+    j.Uint("segments_cleaned", st->segments_cleaned);
+    j.Uint("bytes_relocated", st->bytes_relocated);
+    j.Uint("segments_trimmed", st->segments_trimmed);
+    j.Uint("free_before", free_before);
+    j.Uint("free_after", ps.space.free_bytes);
+    j.EndObject();
+    return rc;
+  }
+  std::printf("gc of pool %s: %llu segments cleaned, %s relocated, %llu segments trimmed; free %s -> %s\n",
+              ps.pool_uuid.c_str(), static_cast<unsigned long long>(st->segments_cleaned),
+              tools::HumanBytes(st->bytes_relocated).c_str(),
+              static_cast<unsigned long long>(st->segments_trimmed), tools::HumanBytes(free_before).c_str(),
+              tools::HumanBytes(ps.space.free_bytes).c_str());
   return rc;
 }
 
@@ -565,6 +630,7 @@ int main(int argc, char** argv) {
   if (cmd == "status") return CmdStatus(argc - 1, argv + 1);
   if (cmd == "scrub") return CmdScrub(argc - 1, argv + 1);
   if (cmd == "replace") return CmdReplace(argc - 1, argv + 1);
+  if (cmd == "gc") return CmdGc(argc - 1, argv + 1);
   std::fprintf(stderr, "astrafs: error: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
   return kExitUsage;
 }
