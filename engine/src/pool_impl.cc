@@ -1705,75 +1705,135 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
   }
   const uint64_t sdb = StripeDataBytes();
   auto row_key = [](uint32_t seg, uint32_t row) { return (uint64_t(seg) << 32) | row; };
-  std::set<uint64_t> live_rows, bad_rows;
-  // Every extent: read, verify checksum, decode; dedup entries: fingerprint of the stored block.
-  const uint32_t nx = state_.ExtentCount();
-  uint64_t total = nx, done = 0;
-  for (uint32_t s = 0; s < state_.segments(); s++) total += state_.seg(s).written_stripes;
+  std::set<uint64_t> bad_rows;
+  // Extents grouped by segment, so every segment is read once, in large sequential I/Os.
+  std::vector<std::vector<uint32_t>> by_seg(state_.segments());
+  for (uint32_t id = 0; id < state_.ExtentCount(); id++)
+    if (state_.ExtentUsed(id)) by_seg[state_.extent(id).segment].push_back(id);
+  uint64_t total = 0, done = 0;
+  for (uint32_t s = 0; s < state_.segments(); s++) total += by_seg[s].size();
   uint8_t stored[kBlockBytes], block[kBlockBytes];
-  for (uint32_t id = 0; id < nx; id++, done++) {
-    if (progress && id % 4096 == 0) progress(done, total, "extents");
-    if (!state_.ExtentUsed(id)) continue;
-    Extent x = state_.extent(id);
-    const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
-    for (uint32_t r = r0; r <= r1; r++) live_rows.insert(row_key(x.segment, r));
+  std::vector<AlignedBuf> cols(w_);
+  for (uint32_t c = 0; c < w_; c++) cols[c] = AllocAligned(sb_.segment_column_bytes);
+  std::vector<AlignedBuf> parity(m_);
+  for (uint32_t c = 0; c < m_; c++) parity[c] = AllocAligned(chunk_);
+  // Verifies one extent whose stored bytes are in `stored`; `rebuilt` if they needed parity.
+  auto verify_extent = [&](uint32_t id, const Extent& x, Status s, bool rebuilt) {
     rep.extents_checked++;
-    bool rebuilt = false;
-    Status s;
-    if (const OpenSegment* os = BufferedStream(x)) {
-      std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
-      s = Crc32c(stored, x.length) == x.crc ? Status::Ok() : Status::Corruption("buffered extent checksum");
-    } else {
-      s = ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt);
-    }
     if (s.ok()) s = DecodeBlock(x, stored, block);
     if (!s.ok()) {
       rep.checksum_errors++;
       problem("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) + " offset " +
               std::to_string(x.offset) + "): " + s.ToString());
-      continue;
+      return;
     }
     if (rebuilt) {
       rep.checksum_errors++;
       problem("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) +
               "): bad chunk, rebuilt from parity");
+      const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
       for (uint32_t r = r0; r <= r1; r++) bad_rows.insert(row_key(x.segment, r));
     }
     if (x.fingerprint != 0 && sb_.dedup && !opts_.force_fingerprint && Fingerprint(block) != x.fingerprint) {
       rep.other_errors++;
       problem("extent " + std::to_string(id) + ": stored block does not match its dedup fingerprint");
     }
-  }
-  // Every written stripe that holds live data: parity must match the data.
-  std::vector<AlignedBuf> chunks(w_), parity(m_);
-  for (uint32_t c = 0; c < w_; c++) chunks[c] = AllocAligned(chunk_);
-  for (uint32_t c = 0; c < m_; c++) parity[c] = AllocAligned(chunk_);
-  std::vector<uint8_t*> cp(w_), dp(k_), pp(m_);
-  for (uint32_t c = 0; c < w_; c++) cp[c] = chunks[c].get();
-  for (uint32_t c = 0; c < k_; c++) dp[c] = chunks[c].get();
-  for (uint32_t c = 0; c < m_; c++) pp[c] = parity[c].get();
+  };
   for (uint32_t s = 0; s < state_.segments(); s++) {
     const SegmentInfo& g = state_.seg(s);
     if (g.state != SegState::kOpen && g.state != SegState::kSealed) continue;
+    if (by_seg[s].empty()) continue;  // dead segment: nothing to verify or protect
+    if (progress) progress(done, total, "segments");
     uint32_t rows = g.written_stripes;
     for (const auto& st : streams_)
       if (s == st.seg) rows = uint32_t(st.disk_pos / sdb);
-    for (uint32_t r = 0; r < rows; r++, done++) {
-      if (progress && done % 4096 == 0) progress(done, total, "stripes");
-      if (!live_rows.count(row_key(s, r))) continue;  // dead stripe: nothing to protect
-      std::vector<uint32_t> erased;
-      ReadRow(s, r, cp.data(), &erased);
-      if (!erased.empty()) continue;  // degraded row: parity cannot be fully verified
-      rep.stripes_checked++;
-      ec_->Encode(chunk_, dp.data(), pp.data());
-      for (uint32_t c = 0; c < m_; c++)
-        if (std::memcmp(pp[c], cp[k_ + c], chunk_) != 0) {
-          rep.parity_errors++;
-          problem("segment " + std::to_string(s) + " stripe " + std::to_string(r) + ": parity " +
-                  std::to_string(c) + " does not match the data");
-          bad_rows.insert(row_key(s, r));
+    // Read every column of the written rows: one request per MiB per member, all in flight.
+    std::vector<bool> col_ok(w_, false);
+    if (rows > 0) {
+      IoWaiter waiter;
+      std::vector<IoRequest> reqs;
+      std::vector<uint32_t> req_col;
+      const uint64_t bytes = uint64_t(rows) * chunk_;
+      for (uint32_t c = 0; c < w_; c++) {
+        uint32_t mi = place_.MemberOf(s, c);
+        if (!ColumnReadable(s, mi)) continue;
+        col_ok[c] = true;
+        for (uint64_t o = 0; o < bytes; o += kDeviceIoBytesMax) {
+          reqs.push_back(IoRequest{IoOp::kRead, place_.ColumnOffset(s, c) + o,
+                                   uint32_t(std::min<uint64_t>(kDeviceIoBytesMax, bytes - o)),
+                                   cols[c].get() + o, {}, &waiter});
+          req_col.push_back(c);
+        }
+      }
+      waiter.Add(uint32_t(reqs.size()));
+      for (size_t i = 0; i < reqs.size(); i++) {
+        IoRequest* rp = &reqs[i];
+        members_[place_.MemberOf(s, req_col[i])]->dev->Submit(&rp, 1);
+      }
+      waiter.Wait();
+      for (size_t i = 0; i < reqs.size(); i++)
+        if (!reqs[i].status.ok()) {
+          col_ok[req_col[i]] = false;
+          members_[place_.MemberOf(s, req_col[i])]->read_errors++;
+        }
+    }
+    // Parity of every written row that holds live data.
+    std::set<uint32_t> live;
+    for (uint32_t id : by_seg[s]) {
+      const Extent& x = state_.extent(id);
+      const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
+      for (uint32_t r = r0; r <= r1 && r < rows; r++) live.insert(r);
+    }
+    bool all_cols = true;
+    for (uint32_t c = 0; c < w_; c++) all_cols = all_cols && col_ok[c];
+    if (all_cols) {
+      std::vector<uint8_t*> dp(k_), pp(m_);
+      for (uint32_t c = 0; c < m_; c++) pp[c] = parity[c].get();
+      for (uint32_t r : live) {
+        for (uint32_t c = 0; c < k_; c++) dp[c] = cols[c].get() + uint64_t(r) * chunk_;
+        rep.stripes_checked++;
+        ec_->Encode(chunk_, dp.data(), pp.data());
+        for (uint32_t c = 0; c < m_; c++)
+          if (std::memcmp(pp[c], cols[k_ + c].get() + uint64_t(r) * chunk_, chunk_) != 0) {
+            rep.parity_errors++;
+            problem("segment " + std::to_string(s) + " stripe " + std::to_string(r) + ": parity " +
+                    std::to_string(c) + " does not match the data");
+            bad_rows.insert(row_key(s, r));
+            break;
+          }
+      }
+    }
+    // Every extent from the column buffers; the reconstructing read path only where that fails.
+    for (uint32_t id : by_seg[s]) {
+      done++;
+      Extent x = state_.extent(id);
+      if (const OpenSegment* os = BufferedStream(x)) {
+        std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
+        verify_extent(id, x, Crc32c(stored, x.length) == x.crc ? Status::Ok()
+                                                               : Status::Corruption("buffered extent checksum"), false);
+        continue;
+      }
+      bool from_cols = true;
+      for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length && from_cols;) {
+        const uint64_t row = d / sdb;
+        const uint32_t c = uint32_t((d % sdb) / chunk_), in = uint32_t(d % chunk_);
+        const uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, uint64_t(x.offset) + x.length - d));
+        if (row >= rows || !col_ok[c]) {
+          from_cols = false;
           break;
         }
+        std::memcpy(stored + (d - x.offset), cols[c].get() + row * chunk_ + in, plen);
+        d += plen;
+      }
+      if (from_cols && Crc32c(stored, x.length) == x.crc) {
+        verify_extent(id, x, Status::Ok(), false);
+        continue;
+      }
+      // Here either a column is unavailable (degraded: rebuilding is expected, not an error) or
+      // the bytes read do not match their checksum (an error, repaired from parity if possible).
+      bool rebuilt = false;
+      Status rs = ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt);
+      verify_extent(id, x, rs, from_cols);
     }
   }
   if (fix && !bad_rows.empty()) {
