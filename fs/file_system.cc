@@ -46,6 +46,9 @@ struct timespec ToTimespec(const Timespec& t) {
 
 uint8_t TypeOf(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
 
+constexpr std::string_view kAclAccessName = "system.posix_acl_access";
+std::string AclChmod(std::string v, uint32_t mode);
+
 // Per-thread scratch for reads and read-modify-write: 1 MiB + 2 blocks (an unaligned 1 MiB
 // request touches 257 blocks). Allocated once per FUSE worker thread, not per request.
 constexpr size_t kScratchBytes = (1u << 20) + 2 * kB;
@@ -351,7 +354,12 @@ int FileSystem::SetAttr(Ino ino, const struct stat& attr, int to_set, Attr* out)
     if (new_size != old_size) rec.mtime = now;
     rec.size = new_size;
   }
-  if (to_set & FUSE_SET_ATTR_MODE) rec.mode = (rec.mode & S_IFMT) | (attr.st_mode & 07777);
+  if (to_set & FUSE_SET_ATTR_MODE) {
+    rec.mode = (rec.mode & S_IFMT) | (attr.st_mode & 07777);
+    const std::string acl_key = XattrKey(ino, kAclAccessName);
+    auto acl = pool_->Get(acl_key);
+    if (acl.ok()) txn.Put(acl_key, AclChmod(std::move(*acl), rec.mode));
+  }
   if (to_set & FUSE_SET_ATTR_UID) rec.uid = attr.st_uid;
   if (to_set & FUSE_SET_ATTR_GID) rec.gid = attr.st_gid;
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
@@ -1018,25 +1026,112 @@ int FileSystem::StatFs(struct statvfs* out) {
 
 // ---------------------------------------------------------------- xattrs
 
+namespace {
+
+// Reads a POSIX access ACL in the kernel's xattr form (le32 version 2, then entries of le16 tag,
+// le16 perm, le32 id) into the permission bits it implies (posix_acl_update_mode): owner from
+// USER_OBJ, group from MASK when present (else GROUP_OBJ), other from OTHER. `*minimal` when the
+// ACL says no more than the mode bits (then it is not stored, as Linux file systems do).
+bool AclToMode(std::string_view v, uint32_t* perm_bits, bool* minimal) {
+  constexpr uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08, kMask = 0x10,
+                     kOther = 0x20;
+  if (v.size() < 4 || (v.size() - 4) % 8 != 0) return false;
+  auto le = [&](size_t off, int bytes) {
+    uint32_t x = 0;
+    for (int i = bytes - 1; i >= 0; --i) x = (x << 8) | static_cast<uint8_t>(v[off + i]);
+    return x;
+  };
+  if (le(0, 4) != 2) return false;
+  int user_obj = -1, group_obj = -1, mask = -1, other = -1;
+  bool extended = false;
+  for (size_t off = 4; off < v.size(); off += 8) {
+    const uint32_t tag = le(off, 2), perm = le(off + 2, 2) & 7;
+    switch (tag) {
+      case kUserObj:
+        user_obj = static_cast<int>(perm);
+        break;
+      case kGroupObj:
+        group_obj = static_cast<int>(perm);
+        break;
+      case kMask:
+        mask = static_cast<int>(perm);
+        break;
+      case kOther:
+        other = static_cast<int>(perm);
+        break;
+      case kUser:
+      case kGroup:
+        extended = true;
+        break;
+      default:
+        return false;
+    }
+  }
+  if (user_obj < 0 || group_obj < 0 || other < 0 || (extended && mask < 0)) return false;
+  *perm_bits = static_cast<uint32_t>(user_obj << 6 | (mask >= 0 ? mask : group_obj) << 3 | other);
+  *minimal = !extended && mask < 0;
+  return true;
+}
+
+// posix_acl_chmod: a stored (extended) access ACL follows a chmod: USER_OBJ takes the owner bits,
+// MASK the group bits, OTHER the other bits.
+std::string AclChmod(std::string v, uint32_t mode) {
+  for (size_t off = 4; off + 8 <= v.size(); off += 8) {
+    const uint16_t tag =
+        static_cast<uint16_t>(static_cast<uint8_t>(v[off]) | static_cast<uint8_t>(v[off + 1]) << 8);
+    int bits = -1;
+    if (tag == 0x01) bits = (mode >> 6) & 7;
+    if (tag == 0x10) bits = (mode >> 3) & 7;
+    if (tag == 0x20) bits = mode & 7;
+    if (bits >= 0) {
+      v[off + 2] = static_cast<char>(bits);
+      v[off + 3] = 0;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
 int FileSystem::SetXattr(Ino ino, std::string_view name, std::string_view value, int flags) {
   if (name.empty()) return EINVAL;
   if (name.size() > kXattrNameBytesMax) return ERANGE;
   if (value.size() > kXattrValueBytesMax) return E2BIG;
   if (opts_.read_only) return EROFS;
-  MetaLockSet l(meta_locks_, {ino});
-  InodeRecord rec;
-  if (int err = Load(ino, &rec)) return err;
-  const std::string key = XattrKey(ino, name);
-  CatalogTxn txn;
-  if (flags & XATTR_CREATE) txn.expect_absent.push_back(key);
-  if (flags & XATTR_REPLACE) {
-    auto v = pool_->Get(key);
-    if (!v.ok()) return v.status().IsNotFound() ? ENODATA : v.status().ToErrno();
+  bool mode_changed = false;
+  {
+    MetaLockSet l(meta_locks_, {ino});
+    InodeRecord rec;
+    if (int err = Load(ino, &rec)) return err;
+    const std::string key = XattrKey(ino, name);
+    CatalogTxn txn;
+    if (flags & XATTR_CREATE) txn.expect_absent.push_back(key);
+    if (flags & XATTR_REPLACE) {
+      auto v = pool_->Get(key);
+      if (!v.ok()) return v.status().IsNotFound() ? ENODATA : v.status().ToErrno();
+    }
+    bool store = true;
+    if (name == kAclAccessName) {
+      // The kernel hands POSIX ACLs over as plain xattrs (no FUSE_CAP_POSIX_ACL): setting one is
+      // also a chmod (cp -a, setfacl rely on it), and an ACL equal to the mode is not kept.
+      uint32_t perm_bits = 0;
+      bool minimal = false;
+      if (!AclToMode(value, &perm_bits, &minimal)) return EINVAL;
+      const uint32_t mode = (rec.mode & ~0777u) | perm_bits;
+      mode_changed = mode != rec.mode;
+      rec.mode = mode;
+      if (minimal) {
+        store = false;
+        txn.Delete(key);
+      }
+    }
+    if (store) txn.Put(key, std::string(value));
+    rec.ctime = Now();
+    txn.Put(InodeKey(ino), EncodeInode(rec));
+    if (int err = CommitTxn(txn, "setxattr", ino)) return err;
   }
-  txn.Put(key, std::string(value));
-  rec.ctime = Now();
-  txn.Put(InodeKey(ino), EncodeInode(rec));
-  return CommitTxn(txn, "setxattr", ino);
+  if (mode_changed && opts_.attributes_changed) opts_.attributes_changed(ino);
+  return 0;
 }
 
 int FileSystem::GetXattr(Ino ino, std::string_view name, std::string* value) {

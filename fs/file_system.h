@@ -72,6 +72,9 @@ class FileSystem {
   Status Init();
   // At unmount: the kernel has forgotten every inode, so every orphan can go.
   void Shutdown();
+  // From the FUSE init callback only, before any other request: the kernel may refuse the
+  // writeback cache, and then this file system keeps mtime/ctime itself.
+  void set_writeback_cache(bool on) { opts_.writeback_cache = on; }
 
   // Namespace. Lookup/Create/Link add one kernel lookup to the inode they return.
   int Lookup(Ino parent, std::string_view name, Attr* out);
@@ -144,7 +147,7 @@ class FileSystem {
   int CopyBytes(Ino in, uint64_t off_in, Ino out, uint64_t off_out, uint64_t len, uint64_t* eof);
 
   Pool* const pool_;
-  const FsOptions opts_;
+  FsOptions opts_;  // changed only by set_writeback_cache, before serving
   LockTable<std::shared_mutex> data_locks_;
   LockTable<std::mutex> meta_locks_;
   LookupTable lookups_;

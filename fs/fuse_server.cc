@@ -93,6 +93,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // ACLs are stored as opaque xattrs; permission checks are the kernel's mode-bit checks.
   conn->want &= ~FUSE_CAP_POSIX_ACL;
   if (!(conn->want & FUSE_CAP_WRITEBACK_CACHE)) srv->opts.writeback_cache = false;
+  srv->fs->set_writeback_cache(srv->opts.writeback_cache);
   spdlog::info("fuse: protocol {}.{}, max_write {} KiB, writeback cache {}", conn->proto_major,
                conn->proto_minor, conn->max_write / 1024, srv->opts.writeback_cache ? "on" : "off");
 }

@@ -449,6 +449,31 @@ TEST_F(PosixTest, ExtendedAttributes) {
   EXPECT_EQ(lgetxattr(P("l").c_str(), "trusted.l", buf, sizeof buf), 1);
 }
 
+TEST_F(PosixTest, PosixAclsActLikeChmod) {
+  // cp -a and setfacl set permissions by writing system.posix_acl_access.
+  ASSERT_TRUE(WriteFile(P("f"), "x"));
+  ASSERT_EQ(chmod(P("f").c_str(), 0600), 0);
+  // A minimal ACL (u::rwx g::r-x o::--x) is a chmod and is not stored.
+  const char minimal[] =
+      "\2\0\0\0"
+      "\1\0\7\0\377\377\377\377"
+      "\4\0\5\0\377\377\377\377"
+      "\40\0\1\0\377\377\377\377";
+  ASSERT_EQ(setxattr(P("f").c_str(), "system.posix_acl_access", minimal, sizeof minimal - 1, 0), 0);
+  EXPECT_EQ(Stat(P("f")).st_mode & 0777, 0751u);
+  EXPECT_EQ(getxattr(P("f").c_str(), "system.posix_acl_access", nullptr, 0), -1);
+  // An extended ACL is kept; its mask is the group bits, and it follows a chmod.
+  std::string out;
+  ASSERT_EQ(RunCmd("setfacl -m u:1234:rw,m::rw '" + P("f") + "'", &out), 0) << out;
+  EXPECT_EQ(Stat(P("f")).st_mode & 0070, 0060u);
+  ASSERT_EQ(chmod(P("f").c_str(), 0640), 0);
+  ASSERT_EQ(RunCmd("getfacl -n '" + P("f") + "'", &out), 0) << out;
+  EXPECT_NE(out.find("mask::r--"), std::string::npos) << out;
+  EXPECT_NE(out.find("user:1234:rw-"), std::string::npos) << out;
+  // Garbage is refused.
+  EXPECT_EQ(Errno(setxattr(P("f").c_str(), "system.posix_acl_access", "bad", 3, 0)), EINVAL);
+}
+
 TEST_F(PosixTest, StatFs) {
   struct statvfs sv;
   ASSERT_EQ(statvfs(mnt_.c_str(), &sv), 0);
