@@ -675,6 +675,106 @@ Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* bl
 // Read path
 // ============================================================================================
 
+void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::array<uint8_t, kBlockBytes>>* stored,
+                                std::vector<bool>* slow) {
+  const uint64_t sdb = StripeDataBytes();
+  struct Piece { IoRequest req; uint32_t want, out_off, skip, len, member; };
+  std::vector<Piece> pieces;
+  slow->assign(xs.size(), false);
+  stored->resize(xs.size());
+  for (uint32_t wi = 0; wi < xs.size(); wi++) {
+    const Extent& x = xs[wi];
+    size_t first = pieces.size();
+    for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length;) {
+      uint64_t row = d / sdb, within = d % sdb;
+      uint32_t col = uint32_t(within / chunk_), in = uint32_t(within % chunk_);
+      uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, uint64_t(x.offset) + x.length - d));
+      uint32_t mi = place_.MemberOf(x.segment, col);
+      if (!ColumnReadable(x.segment, mi)) { (*slow)[wi] = true; break; }
+      uint64_t dev_off = place_.ColumnOffset(x.segment, col) + row * chunk_ + in;
+      uint64_t a0 = AlignDown(dev_off, kBlockBytes), a1 = AlignUp(dev_off + plen, kBlockBytes);
+      Piece p{};
+      p.req.op = IoOp::kRead;
+      p.req.offset_bytes = a0;
+      p.req.length_bytes = uint32_t(a1 - a0);
+      p.want = wi;
+      p.out_off = uint32_t(d - x.offset);
+      p.skip = uint32_t(dev_off - a0);
+      p.len = plen;
+      p.member = mi;
+      pieces.push_back(p);
+      d += plen;
+    }
+    if ((*slow)[wi]) pieces.resize(first);
+  }
+  // Coalesce: pieces that touch or overlap on one member become one device request (a
+  // sequential read becomes one request per member), all submitted before waiting.
+  std::vector<uint32_t> order(pieces.size());
+  for (uint32_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return pieces[a].member != pieces[b].member ? pieces[a].member < pieces[b].member
+                                                : pieces[a].req.offset_bytes < pieces[b].req.offset_bytes;
+  });
+  struct Run { IoRequest req; uint32_t member; };
+  std::vector<Run> runs;
+  std::vector<uint32_t> run_of(pieces.size());
+  std::vector<uint64_t> run_base(pieces.size());
+  for (uint32_t i : order) {
+    Piece& p = pieces[i];
+    const uint64_t a0 = p.req.offset_bytes, a1 = a0 + p.req.length_bytes;
+    if (!runs.empty()) {
+      Run& r = runs.back();
+      const uint64_t r1 = r.req.offset_bytes + r.req.length_bytes;
+      if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kDeviceIoBytesMax) {
+        r.req.length_bytes = uint32_t(std::max(a1, r1) - r.req.offset_bytes);
+        run_of[i] = uint32_t(runs.size() - 1);
+        run_base[i] = a0 - r.req.offset_bytes;
+        continue;
+      }
+    }
+    Run r;
+    r.req.op = IoOp::kRead;
+    r.req.offset_bytes = a0;
+    r.req.length_bytes = uint32_t(a1 - a0);
+    r.member = p.member;
+    runs.push_back(std::move(r));
+    run_of[i] = uint32_t(runs.size() - 1);
+    run_base[i] = 0;
+  }
+  uint64_t arena_bytes = 0;
+  for (auto& r : runs) arena_bytes += r.req.length_bytes;
+  AlignedBuf arena = AllocAligned(std::max<uint64_t>(arena_bytes, kBlockBytes));
+  IoWaiter waiter;
+  waiter.Add(uint32_t(runs.size()));
+  uint64_t at = 0;
+  for (auto& r : runs) {
+    r.req.buf = arena.get() + at;
+    r.req.waiter = &waiter;
+    at += r.req.length_bytes;
+  }
+  std::vector<IoRequest*> batch;
+  for (size_t i = 0; i < runs.size();) {
+    batch.clear();
+    size_t j = i;
+    for (; j < runs.size() && runs[j].member == runs[i].member; j++) batch.push_back(&runs[j].req);
+    members_[runs[i].member]->dev->Submit(batch.data(), batch.size());
+    i = j;
+  }
+  waiter.Wait();
+  for (uint32_t i = 0; i < pieces.size(); i++) {
+    const Run& r = runs[run_of[i]];
+    Piece& p = pieces[i];
+    if (!r.req.status.ok()) {
+      members_[p.member]->read_errors++;
+      (*slow)[p.want] = true;
+      continue;
+    }
+    std::memcpy((*stored)[p.want].data() + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
+  }
+  for (uint32_t wi = 0; wi < xs.size(); wi++)
+    if (!(*slow)[wi] && Crc32c((*stored)[wi].data(), xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
+}
+
 Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
   if (count > kBlocksPerIoMax) return Status::InvalidArgument("read of more than 256 blocks");
   if (closed_) return Status::InvalidArgument("pool is closed");
@@ -707,105 +807,13 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
     }
     // Device reads, all blocks of the request in flight at once.
     if (!wants.empty()) {
-      const uint64_t sdb = StripeDataBytes();
-      struct Piece { IoRequest req; uint32_t want, out_off, skip, len, member; };
-      std::vector<Piece> pieces;
-      std::vector<bool> slow(wants.size(), false);
-      std::vector<std::array<uint8_t, kBlockBytes>> stored(wants.size());
+      std::vector<Extent> xs;
+      for (auto& w : wants) xs.push_back(w.x);
+      std::vector<std::array<uint8_t, kBlockBytes>> stored;
+      std::vector<bool> slow;
+      ReadExtentsBatch(xs, &stored, &slow);
       for (uint32_t wi = 0; wi < wants.size(); wi++) {
         const Extent& x = wants[wi].x;
-        size_t first = pieces.size();
-        for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length;) {
-          uint64_t row = d / sdb, within = d % sdb;
-          uint32_t col = uint32_t(within / chunk_), in = uint32_t(within % chunk_);
-          uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, uint64_t(x.offset) + x.length - d));
-          uint32_t mi = place_.MemberOf(x.segment, col);
-          if (!ColumnReadable(x.segment, mi)) { slow[wi] = true; break; }
-          uint64_t dev_off = place_.ColumnOffset(x.segment, col) + row * chunk_ + in;
-          uint64_t a0 = AlignDown(dev_off, kBlockBytes), a1 = AlignUp(dev_off + plen, kBlockBytes);
-          Piece p{};
-          p.req.op = IoOp::kRead;
-          p.req.offset_bytes = a0;
-          p.req.length_bytes = uint32_t(a1 - a0);
-          p.want = wi;
-          p.out_off = uint32_t(d - x.offset);
-          p.skip = uint32_t(dev_off - a0);
-          p.len = plen;
-          p.member = mi;
-          pieces.push_back(p);
-          d += plen;
-        }
-        if (slow[wi]) pieces.resize(first);
-      }
-      // Coalesce: pieces that touch or overlap on one member become one device request (a
-      // sequential read becomes one request per member), all submitted before waiting.
-      std::vector<uint32_t> order(pieces.size());
-      for (uint32_t i = 0; i < order.size(); i++) order[i] = i;
-      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        return pieces[a].member != pieces[b].member ? pieces[a].member < pieces[b].member
-                                                    : pieces[a].req.offset_bytes < pieces[b].req.offset_bytes;
-      });
-      struct Run { IoRequest req; uint32_t member; };
-      std::vector<Run> runs;
-      std::vector<uint32_t> run_of(pieces.size());
-      std::vector<uint64_t> run_base(pieces.size());  // piece's offset within its run's buffer
-      for (uint32_t i : order) {
-        Piece& p = pieces[i];
-        const uint64_t a0 = p.req.offset_bytes, a1 = a0 + p.req.length_bytes;
-        if (!runs.empty()) {
-          Run& r = runs.back();
-          const uint64_t r1 = r.req.offset_bytes + r.req.length_bytes;
-          if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kDeviceIoBytesMax) {
-            r.req.length_bytes = uint32_t(std::max(a1, r1) - r.req.offset_bytes);
-            run_of[i] = uint32_t(runs.size() - 1);
-            run_base[i] = a0 - r.req.offset_bytes;
-            continue;
-          }
-        }
-        Run r;
-        r.req.op = IoOp::kRead;
-        r.req.offset_bytes = a0;
-        r.req.length_bytes = uint32_t(a1 - a0);
-        r.member = p.member;
-        runs.push_back(std::move(r));
-        run_of[i] = uint32_t(runs.size() - 1);
-        run_base[i] = 0;
-      }
-      uint64_t arena_bytes = 0;
-      for (auto& r : runs) arena_bytes += r.req.length_bytes;
-      AlignedBuf arena = AllocAligned(std::max<uint64_t>(arena_bytes, kBlockBytes));
-      IoWaiter waiter;
-      waiter.Add(uint32_t(runs.size()));
-      uint64_t at = 0;
-      for (auto& r : runs) {
-        r.req.buf = arena.get() + at;
-        r.req.waiter = &waiter;
-        at += r.req.length_bytes;
-      }
-      std::vector<IoRequest*> batch;
-      for (size_t i = 0; i < runs.size();) {
-        batch.clear();
-        size_t j = i;
-        for (; j < runs.size() && runs[j].member == runs[i].member; j++) batch.push_back(&runs[j].req);
-        members_[runs[i].member]->dev->Submit(batch.data(), batch.size());
-        i = j;
-      }
-      for (uint32_t i = 0; i < pieces.size(); i++) {
-        pieces[i].req.buf = static_cast<uint8_t*>(runs[run_of[i]].req.buf) + run_base[i];
-      }
-      waiter.Wait();
-      for (uint32_t i = 0; i < pieces.size(); i++) pieces[i].req.status = runs[run_of[i]].req.status;
-      for (auto& p : pieces) {
-        if (!p.req.status.ok()) {
-          members_[p.member]->read_errors++;
-          slow[p.want] = true;
-          continue;
-        }
-        std::memcpy(stored[p.want].data() + p.out_off, static_cast<uint8_t*>(p.req.buf) + p.skip, p.len);
-      }
-      for (uint32_t wi = 0; wi < wants.size(); wi++) {
-        const Extent& x = wants[wi].x;
-        if (!slow[wi] && Crc32c(stored[wi].data(), x.length) != x.crc) slow[wi] = true;
         if (slow[wi]) {
           ASTRA_RETURN_IF_ERROR(Reconstruct(x.segment, x.offset, x.length, x.crc, stored[wi].data())
                                     .Annotate("object " + std::to_string(obj) + " block " +
@@ -1111,10 +1119,40 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   if (count == 0) return Status::Ok();
   if (count > kBlocksPerIoMax) return Status::InvalidArgument("write of more than 256 blocks");
   if (block > (UINT64_MAX >> 13) - count) return Status::InvalidArgument("block number out of range");
+  const auto* in = static_cast<const uint8_t*>(buf);
+  // Outside the writer lock: zero detection and fingerprints (pure functions of the bytes).
+  std::vector<uint8_t> zero(count);
+  std::vector<uint64_t> fps(count, 0);
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t* b = in + uint64_t(i) * kBlockBytes;
+    zero[i] = IsZeroBlock(b);
+    if (!zero[i] && sb_.dedup) fps[i] = opts_.force_fingerprint ? *opts_.force_fingerprint : Fingerprint(b);
+  }
   std::lock_guard<std::mutex> wl(write_mu_);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
   ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(uint64_t(count) * kBlockBytes));
-  const auto* in = static_cast<const uint8_t*>(buf);
+  // Dedup candidates already on the devices are read in one coalesced batch, not one by one.
+  absl::flat_hash_map<uint32_t, std::array<uint8_t, kBlockBytes>> prefetched;
+  if (sb_.dedup) {
+    std::vector<uint32_t> ids;
+    std::vector<Extent> xs;
+    for (uint32_t i = 0; i < count; i++) {
+      if (!fps[i]) continue;
+      uint32_t c = state_.DedupLookup(fps[i]);
+      if (c == kHoleId || BufferedStream(state_.extent(c)) || std::find(ids.begin(), ids.end(), c) != ids.end())
+        continue;
+      ids.push_back(c);
+      xs.push_back(state_.extent(c));
+    }
+    if (!ids.empty()) {
+      std::vector<std::array<uint8_t, kBlockBytes>> stored;
+      std::vector<bool> slow;
+      ReadExtentsBatch(xs, &stored, &slow);
+      for (size_t j = 0; j < ids.size(); j++)
+        if (!slow[j] && DecodeBlock(xs[j], stored[j].data(), prefetched[ids[j]].data()).ok()) continue;
+        else prefetched.erase(ids[j]);  // the slow path (rebuild and repair) handles it below
+    }
+  }
   std::vector<uint32_t> ids(count, kHoleId);
   uint64_t zeros = 0;
   Encoder rec;
@@ -1122,18 +1160,21 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   uint8_t cmp[kBlockBytes];
   for (uint32_t i = 0; i < count; i++) {
     const uint8_t* b = in + uint64_t(i) * kBlockBytes;
-    if (IsZeroBlock(b)) {
+    if (zero[i]) {
       zeros++;
       continue;
     }
-    uint64_t fp = 0;
-    if (sb_.dedup) {
-      fp = opts_.force_fingerprint ? *opts_.force_fingerprint : Fingerprint(b);
-      uint32_t cand = state_.DedupLookup(fp);
+    const uint64_t fp = fps[i];
+    if (fp) {
+      uint32_t cand = state_.DedupLookup(fp);  // again: may be a block of this very write
       if (cand != kHoleId) {
         // The index is a hint: share only after comparing the bytes (invariant 3).
-        Status s = ReadExtentBlockLocked(cand, cmp);
-        if (s.ok() && std::memcmp(cmp, b, kBlockBytes) == 0) {
+        auto it = prefetched.find(cand);
+        Status s = Status::Ok();
+        const uint8_t* have = cmp;
+        if (it != prefetched.end()) have = it->second.data();
+        else s = ReadExtentBlockLocked(cand, cmp);
+        if (s.ok() && std::memcmp(have, b, kBlockBytes) == 0) {
           ids[i] = cand;
           continue;
         }

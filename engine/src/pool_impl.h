@@ -8,6 +8,7 @@
 //               for Apply and buffer shifts. Never held across device I/O by a writer.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -96,6 +97,11 @@ class PoolImpl final : public Pool {
   Status ReadStored(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out, bool* rebuilt);
   Status Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out);
   Status DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* block);
+  // Reads the stored bytes of every extent in one coalesced batch (one request per contiguous
+  // device range, all in flight at once). (*slow)[i] is set where the bytes could not be read
+  // or fail their CRC: the caller rebuilds those through ReadStored.
+  void ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::array<uint8_t, kBlockBytes>>* stored,
+                        std::vector<bool>* slow);
   // Reads the logical 4 KiB block of extent `id` (used under write_mu_). Repairs if rebuilt.
   Status ReadExtentBlockLocked(uint32_t id, uint8_t* block);
 
