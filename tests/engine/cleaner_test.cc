@@ -164,3 +164,64 @@ TEST(CleanerTest, RelocatedSharedExtentsStayShared) {
 
 }  // namespace
 }  // namespace astra::test
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace astra::test {
+namespace {
+
+uint64_t AllocatedBytes(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(0, ::stat(path.c_str(), &st)) << path;
+  return uint64_t(st.st_blocks) * 512;
+}
+
+// Trim reaches the devices: after deleting data and a cleaning pass, sparse member files give
+// their blocks back to the host file system (fallocate PUNCH_HOLE).
+TEST(CleanerTest, FreedSegmentsArePunchedOutOfMemberFiles) {
+  char tmpl[] = "/tmp/astra-trim-XXXXXX";
+  ASSERT_NE(nullptr, ::mkdtemp(tmpl));
+  const std::string dir = tmpl;
+  std::vector<std::string> paths;
+  for (int i = 0; i < 6; i++) paths.push_back(dir + "/m" + std::to_string(i) + ".img");
+  auto open_all = [&] {
+    std::vector<std::unique_ptr<Device>> v;
+    for (auto& p : paths) {
+      auto d = OpenDevice(p, 64ull << 20);
+      EXPECT_TRUE(d.ok()) << d.status().ToString();
+      v.push_back(std::move(d).value());
+    }
+    return v;
+  };
+  {
+    auto devs = open_all();
+    FormatOptions fo = SmallFormat();
+    fo.compression = Compression::kNone;
+    ASSERT_TRUE(Pool::Format(devs, fo).ok());
+  }
+  auto r = Pool::Open(open_all(), TestOpen());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto p = std::move(r).value();
+  std::vector<uint8_t> buf(64 * 4096);
+  for (int run = 0; run < 16; run++) {
+    for (int i = 0; i < 64; i++) FillBlock(&buf[i * 4096ull], 1 + run * 64 + i);
+    ASSERT_TRUE(p->Write(1, run * 64, 64, buf.data()).ok());
+  }
+  ASSERT_TRUE(p->Flush().ok());
+  uint64_t before = 0;
+  for (auto& path : paths) before += AllocatedBytes(path);
+  ASSERT_TRUE(p->Trim(1, 0, 16 * 64).ok());
+  auto gc = p->CollectGarbage();
+  ASSERT_TRUE(gc.ok()) << gc.status().ToString();
+  EXPECT_GT(gc->segments_trimmed, 0u);
+  uint64_t after = 0;
+  for (auto& path : paths) after += AllocatedBytes(path);
+  EXPECT_LT(after + (3ull << 20), before) << "member files did not shrink: " << before << " -> " << after;
+  ASSERT_TRUE(p->Close().ok());
+  for (auto& path : paths) ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace astra::test
