@@ -1389,7 +1389,8 @@ Status PoolImpl::WriteJournalBatchLocked() {
     pos = 0;
   }
   // Never overwrite batches the newest checkpoint still needs: checkpoint instead.
-  if (bytes > sb_.journal_bytes / 4 || journal_used_ + waste + bytes > sb_.journal_bytes - kBlockBytes)
+  if (bytes > std::min<uint64_t>(sb_.journal_bytes / 4, kJournalProbeBytes) ||
+      journal_used_ + waste + bytes > sb_.journal_bytes - kBlockBytes)
     return CheckpointLocked();
   AlignedBuf buf = AllocAligned(bytes);
   EncodeBatch(pool_tag_, next_seq_, pending_.buf().data(), payload, pending_records_, buf.get());
@@ -1680,14 +1681,20 @@ Status PoolImpl::ReplayJournal(uint64_t* end_offset, uint64_t* next_seq, uint64_
       seq++;
     }
     // Is this the end of the journal, or a damaged batch with later ones behind it? Only the
-    // newest batch can be torn (the next is written after it is stable on every member).
-    for (uint64_t probe = pos; probe < std::min(J, pos + J / 4); probe += kBlockBytes) {
+    // newest batch can be torn (the next is written after it is stable on every member). A
+    // batch is at most kJournalProbeBytes, so the next one starts within that much (or at 0).
+    {
+      const uint64_t span = std::min<uint64_t>(J - pos, kJournalProbeBytes + kBlockBytes);
+      AlignedBuf probe = AllocAligned(span);
+      if (members_[i]->dev->Read(sb_.journal_offset_bytes + pos, probe.get(), uint32_t(span)).ok()) {
+        BatchHeader h;
+        for (uint64_t at = kBlockBytes; at < span; at += kBlockBytes)
+          if (DecodeBatchHeader(probe.get() + at, pool_tag_, seq + 1, J, &h)) later_seq = std::max(later_seq, seq + 1);
+      }
       BatchHeader h;
-      uint64_t at = probe + kBlockBytes < J ? probe + kBlockBytes : 0;
-      if (members_[i]->dev->Read(sb_.journal_offset_bytes + at, hdr.get(), kBlockBytes).ok() &&
+      if (pos != 0 && members_[i]->dev->Read(sb_.journal_offset_bytes, hdr.get(), kBlockBytes).ok() &&
           DecodeBatchHeader(hdr.get(), pool_tag_, seq + 1, J, &h))
         later_seq = std::max(later_seq, seq + 1);
-      if (at == 0) break;
     }
     if (best.member == UINT32_MAX || c.batches.size() > best.batches.size()) best = std::move(c);
   }

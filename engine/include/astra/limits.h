@@ -34,6 +34,9 @@ inline constexpr uint64_t kJournalBytesMin = 1u << 20;
 inline constexpr uint32_t kJournalBatchBytesMax = 256 * 1024;
 static_assert(kJournalBatchBytesMax * 4 <= kJournalBytesMin,
               "a journal region must hold several batches");
+// No batch is larger than this (a larger commit becomes a checkpoint), so recovery can tell a
+// torn last batch from a damaged one with later batches behind it by reading this far ahead.
+inline constexpr uint32_t kJournalProbeBytes = 2 * kJournalBatchBytesMax;
 
 // Extents are addressed by a 32-bit id: 2^32 stored blocks (16 TiB of 4 KiB blocks).
 inline constexpr uint64_t kExtentsMax = 0xFFFFFFF0ull;
