@@ -133,26 +133,41 @@ void MetaState::SegmentMaybeFree(uint32_t s) {
     g.state = SegState::kFreePending;
 }
 
+void MetaState::CountBlocks(uint64_t obj, int64_t delta) {
+  uint64_t& n = obj_blocks_[obj];
+  n = uint64_t(int64_t(n) + delta);
+  if (n == 0) obj_blocks_.erase(obj);
+}
+
 void MetaState::SetMap(uint64_t obj, uint64_t block, uint32_t id) {
   MapKey k{obj, block};
   auto it = map_.find(k);
   uint32_t old = it == map_.end() ? kHoleId : it->second;
   if (id != kHoleId) {
     AddRef(id);
-    if (it == map_.end()) map_.emplace(k, id); else it->second = id;
+    if (it == map_.end()) {
+      map_.emplace(k, id);
+      CountBlocks(obj, 1);
+    } else {
+      it->second = id;
+    }
   } else if (it != map_.end()) {
     map_.erase(it);
+    CountBlocks(obj, -1);
   }
   if (old != kHoleId) DropRef(old);
 }
 
 void MetaState::DropRange(uint64_t obj, uint64_t block, uint64_t end_block) {
   auto it = map_.lower_bound(MapKey{obj, block});
+  int64_t dropped = 0;
   while (it != map_.end() && it->first.obj == obj && it->first.block < end_block) {
     uint32_t id = it->second;
     it = map_.erase(it);
     DropRef(id);
+    dropped++;
   }
+  if (dropped) CountBlocks(obj, -dropped);
 }
 
 Status MetaState::ApplyAll(const uint8_t* payload, size_t len, uint32_t count) {
@@ -469,7 +484,11 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
 
 void MetaState::RecomputeDerived() {
   for (auto& x : extents_) x.refs = 0;
-  for (const auto& [k, id] : map_) extents_[id].refs++;
+  obj_blocks_.clear();
+  for (const auto& [k, id] : map_) {
+    extents_[id].refs++;
+    obj_blocks_[k.obj]++;
+  }
   free_ids_.clear();
   dedup_.clear();
   stored_bytes_ = 0;
@@ -529,6 +548,12 @@ uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
       problems->push_back("segment " + std::to_string(s) + " live bytes " +
                           std::to_string(segs_[s].live_bytes) + ", extents say " + std::to_string(live[s]));
     }
+  }
+  absl::flat_hash_map<uint64_t, uint64_t> per_obj;
+  for (const auto& [k, id] : map_) per_obj[k.obj]++;
+  if (per_obj != obj_blocks_) {
+    errors++;
+    problems->push_back("per-object mapped block counts disagree with the block map");
   }
   for (const auto& [fp, id] : dedup_) {
     if (!ExtentUsed(id) || extents_[id].fingerprint != fp) {

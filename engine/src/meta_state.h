@@ -104,6 +104,11 @@ class MetaState {
   const absl::btree_map<std::string, std::string>& catalog() const { return catalog_; }
   const absl::flat_hash_map<uint64_t, uint32_t>& dedup_index() const { return dedup_; }
   uint64_t mapped_blocks() const { return map_.size(); }
+  // Mapped blocks of one object (derived, O(1)).
+  uint64_t ObjectMappedBlocks(uint64_t obj) const {
+    auto it = obj_blocks_.find(obj);
+    return it == obj_blocks_.end() ? 0 : it->second;
+  }
   uint64_t stored_bytes() const { return stored_bytes_; }
   uint64_t used_extents() const { return used_extents_; }
   // Map entries beyond the first of each extent: blocks served by dedup or clone sharing.
@@ -115,6 +120,7 @@ class MetaState {
 
  private:
   void SetMap(uint64_t obj, uint64_t block, uint32_t id);
+  void CountBlocks(uint64_t obj, int64_t delta);
   void DropRange(uint64_t obj, uint64_t block, uint64_t end_block);
   void AddRef(uint32_t id);
   void DropRef(uint32_t id);
@@ -128,6 +134,7 @@ class MetaState {
   absl::btree_map<MapKey, uint32_t> map_;
   absl::btree_map<std::string, std::string> catalog_;
   absl::flat_hash_map<uint64_t, uint32_t> dedup_;
+  absl::flat_hash_map<uint64_t, uint64_t> obj_blocks_;  // object -> mapped blocks (derived)
   std::vector<SegmentInfo> segs_;
   std::set<uint32_t> free_segs_;
   uint64_t next_id_ = 16;  // ids below 16 are reserved (1 = file-system root)

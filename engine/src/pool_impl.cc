@@ -1263,9 +1263,7 @@ std::optional<uint64_t> PoolImpl::NextMappedBlock(ObjectId obj, uint64_t block) 
 
 uint64_t PoolImpl::ObjectMappedBlocks(ObjectId obj) {
   std::shared_lock<std::shared_mutex> l(mu_);
-  uint64_t n = 0;
-  for (auto it = state_.map().lower_bound(MapKey{obj, 0}); it != state_.map().end() && it->first.obj == obj; ++it) n++;
-  return n;
+  return state_.ObjectMappedBlocks(obj);
 }
 
 // ============================================================================================
