@@ -48,7 +48,9 @@ TEST(CleanerTest, OverwriteTenTimesTheCapacity) {
     Status s = p->Write(1, b, n, buf.data());
     ASSERT_TRUE(s.ok()) << "after " << (written >> 20) << " MiB: " << s.ToString();
     written += n * 4096ull;
-    if (rng() % 64 == 0) ASSERT_TRUE(p->Flush().ok());
+    if (rng() % 64 == 0) {
+      ASSERT_TRUE(p->Flush().ok());
+    }
     if (rng() % 512 == 0) {  // spot check
       const uint64_t c = rng() % (blocks - 32);
       ASSERT_TRUE(p->Read(1, c, 32, got.data()).ok());
