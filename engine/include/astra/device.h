@@ -86,7 +86,9 @@ class Device {
 // Validates a request against the device's geometry; shared by implementations.
 Status CheckRequest(const DeviceInfo& info, const IoRequest& r);
 
-// Opens a member by path: regular files and block devices get a UringDevice (O_DIRECT).
+// Opens a member by path: /dev/ngXnY (and /dev/nvmeXnY whose generic device can be opened) get
+// an NvmeDevice (io_uring NVMe passthrough; ASTRA_FORCE_BLOCK_PATH=1 forces the block path);
+// regular files and other block devices get a UringDevice (O_DIRECT). See doc/nvme.md.
 // `create_size_bytes` > 0 creates a missing regular file of that size (sparse).
 // Errors: kNotFound (no such path), kInvalidArgument (not a file or block device, too small),
 // kIOError (open/io_uring setup failed), kBusy (another process holds the member's lock).

@@ -163,7 +163,8 @@ class Pool {
 
   // Opens a pool. `members[i]` may be nullptr for a member that is missing (order does not
   // matter: members are identified by their superblocks). Up to m members may be missing or
-  // unreadable: the pool opens degraded. Errors: kCorruption (no valid superblock, checkpoint or
+  // unreadable: the pool opens degraded. A read-write open records absent members as failed in
+  // the superblocks (they missed writes): they return only through ReplaceMember (rebuild). Errors: kCorruption (no valid superblock, checkpoint or
   // journal, naming the member and structure), kInvalidArgument (members of different pools, too
   // many missing), kIOError.
   static Result<std::unique_ptr<Pool>> Open(std::vector<std::unique_ptr<Device>> members,
