@@ -259,7 +259,10 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       uint32_t s = d.U32();
       uint8_t kind = d.U8();
       if (!d.ok() || s >= segs_.size() || kind > 1) return bad("segment-open out of range");
-      if (segs_[s].state != SegState::kFree) return bad("segment-open of a segment in use");
+      // A free-pending segment (no live extent left) is reused as soon as the journal batch
+      // that killed it is durable; replay meets it free-pending, which is just as dead.
+      if (segs_[s].state != SegState::kFree && segs_[s].state != SegState::kFreePending)
+        return bad("segment-open of a segment in use");
       segs_[s] = SegmentInfo{SegState::kOpen, SegKind(kind), 0, 0};
       free_segs_.erase(s);
       return Status::Ok();
@@ -346,6 +349,18 @@ uint32_t MetaState::DedupLookup(uint64_t fp) const {
 void MetaState::MarkCheckpointSegment(uint32_t s) {
   segs_[s] = SegmentInfo{SegState::kCheckpoint, SegKind::kCheckpoint, 0, 0};
   free_segs_.erase(s);
+}
+
+std::vector<uint32_t> MetaState::ReleaseFreePending() {
+  std::vector<uint32_t> freed;
+  for (uint32_t s = 0; s < segs_.size(); s++) {
+    if (segs_[s].state == SegState::kFreePending) {
+      segs_[s] = SegmentInfo{};
+      free_segs_.insert(s);
+      freed.push_back(s);
+    }
+  }
+  return freed;
 }
 
 std::vector<uint32_t> MetaState::ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs) {

@@ -96,6 +96,9 @@ class MetaState {
   const std::set<uint32_t>& free_segments() const { return free_segs_; }
   void MarkCheckpointSegment(uint32_t s);
   // After a checkpoint is durable: kFreePending and the given old checkpoint segments -> kFree.
+  // After a journal batch is durable: every free-pending segment is dead in the durable state
+  // too (the records that killed it are on disk), so it may be reused. Returns those freed.
+  std::vector<uint32_t> ReleaseFreePending();
   // Returns the segments freed.
   std::vector<uint32_t> ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs);
   uint64_t next_id() const { return next_id_; }

@@ -910,7 +910,17 @@ const PoolImpl::OpenSegment* PoolImpl::BufferedStream(const Extent& x) const {
   return nullptr;
 }
 
-Status PoolImpl::EnsureSpaceLocked(uint64_t bytes) {
+uint64_t PoolImpl::UserCapacityBytes() const {
+  const uint64_t segs = state_.segments(), reserve = ReserveSegments();
+  const uint64_t usable = segs > reserve ? (segs - reserve) * SegmentDataBytes() : 0;
+  return usable / 100 * (100 - kOverProvisionPercent);
+}
+
+Status PoolImpl::EnsureSpaceLocked(uint64_t bytes, uint64_t freed_bytes) {
+  // Logical limit first: live stored bytes stay within the capacity users see, so the cleaner
+  // always has over-provisioned room to work in (and "80% full" means 80% of what df shows).
+  if (state_.stored_bytes() + bytes > UserCapacityBytes() + freed_bytes)
+    return Status::NoSpace("pool " + UuidToString(sb_.pool_uuid) + " is full");
   auto available = [&]() -> uint64_t {
     uint64_t free_segs = state_.free_segments().size();
     uint64_t reserve = ReserveSegments();
@@ -924,7 +934,7 @@ Status PoolImpl::EnsureSpaceLocked(uint64_t bytes) {
   for (uint32_t s = 0; s < state_.segments() && !pending_free; s++)
     pending_free = state_.seg(s).state == SegState::kFreePending;
   if (pending_free) {
-    ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+    ASTRA_RETURN_IF_ERROR(FlushLocked());
     if (available() >= bytes) return Status::Ok();
   }
   // Foreground cleaning: relocate the live data of partly dead segments.
@@ -1098,18 +1108,18 @@ Status PoolImpl::CleanUntilLocked(uint64_t free_target, uint32_t max_victims, co
     ASTRA_RETURN_IF_ERROR(CleanSegmentLocked(v, &moved));
     cleaned++;
     if (progress) progress(cleaned, max_victims, "clean");
-    // Victims are free only after a checkpoint records the moves: take one every few victims.
+    // Victims are free once the journal batch recording their moves is durable.
     if (cleaned % 4 == 0 || state_.free_segments().size() <= CheckpointReserveSegments() + 1)
-      ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+      ASTRA_RETURN_IF_ERROR(FlushLocked());
   }
-  if (cleaned) ASTRA_RETURN_IF_ERROR(CheckpointLocked());
+  if (cleaned) ASTRA_RETURN_IF_ERROR(FlushLocked());
   return cleaned ? Status::Ok() : Status::NoSpace("nothing to clean");
 }
 
 Result<CleanerStats> PoolImpl::CollectGarbage(const ProgressFn& progress) {
   std::lock_guard<std::mutex> wl(write_mu_);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
-  ASTRA_RETURN_IF_ERROR(CheckpointLocked());  // frees what is already dead
+  ASTRA_RETURN_IF_ERROR(FlushLocked());  // frees what is already dead
   Status s = CleanUntilLocked(state_.segments(), uint32_t(state_.segments()), progress);
   if (!s.ok() && !s.IsNoSpace()) return s;
   return cleaner_;
@@ -1130,7 +1140,16 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   }
   std::lock_guard<std::mutex> wl(write_mu_);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
-  ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(uint64_t(count) * kBlockBytes));
+  {
+    // An overwrite frees what it replaces (when nothing else shares it): a full pool still
+    // accepts overwrites.
+    uint64_t freed = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t old = state_.Lookup(obj, block + i);
+      if (old != kHoleId && state_.extent(old).refs == 1) freed += state_.extent(old).length;
+    }
+    ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(uint64_t(count) * kBlockBytes, freed));
+  }
   // Dedup candidates already on the devices are read in one coalesced batch, not one by one.
   absl::flat_hash_map<uint32_t, std::array<uint8_t, kBlockBytes>> prefetched;
   if (sb_.dedup) {
@@ -1438,6 +1457,15 @@ Status PoolImpl::WriteJournalBatchLocked() {
   next_seq_++;
   pending_.Clear();
   pending_records_ = 0;
+  // Everything applied so far is durable now, including the records that killed the
+  // free-pending segments: they may be reused (no checkpoint needed; see doc/space.md).
+  std::vector<uint32_t> freed;
+  {
+    std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
+    std::unique_lock<std::shared_mutex> l(mu_);
+    freed = state_.ReleaseFreePending();
+  }
+  TrimSegmentsLocked(freed);
   return Status::Ok();
 }
 
@@ -1484,6 +1512,32 @@ Status PoolImpl::WriteSuperblocksLocked() {
     }
   }
   return Status::Ok();
+}
+
+void PoolImpl::TrimSegmentsLocked(const std::vector<uint32_t>& freed) {
+  // Trim reaches the devices: discard every column of the freed segments (sparse member files
+  // shrink; SSDs learn the space is free). Best effort: a failed trim loses nothing.
+  if (freed.empty()) return;
+  IoWaiter waiter;
+  std::vector<IoRequest> reqs;
+  std::vector<uint32_t> owner;
+  reqs.reserve(freed.size() * w_);
+  for (uint32_t seg : freed)
+    for (uint32_t c = 0; c < w_; c++) {
+      uint32_t mi = place_.MemberOf(seg, c);
+      if (!MemberWritable(mi) || !members_[mi]->dev->info().supports_trim) continue;
+      reqs.push_back(IoRequest{IoOp::kTrim, place_.ColumnOffset(seg, c), uint32_t(sb_.segment_column_bytes), nullptr, {}, &waiter});
+      owner.push_back(mi);
+    }
+  waiter.Add(uint32_t(reqs.size()));
+  for (size_t i = 0; i < reqs.size(); i++) {
+    IoRequest* rp = &reqs[i];
+    members_[owner[i]]->dev->Submit(&rp, 1);
+  }
+  waiter.Wait();
+  for (auto& r : reqs)
+    if (!r.status.ok()) spdlog::debug("trim of a freed segment: {}", r.status.ToString());
+  cleaner_.segments_trimmed += freed.size();
 }
 
 Status PoolImpl::CheckpointLocked() {
@@ -1576,30 +1630,7 @@ Status PoolImpl::CheckpointLocked() {
     freed = state_.ReleaseAfterCheckpoint(ckpt_segments_);
   }
   ckpt_segments_ = segs;
-  // 5. Trim reaches the devices: discard every column of the freed segments (sparse member
-  //    files shrink; SSDs learn the space is free). Best effort: a failed trim loses nothing.
-  if (!freed.empty()) {
-    IoWaiter waiter;
-    std::vector<IoRequest> reqs;
-    std::vector<uint32_t> owner;
-    reqs.reserve(freed.size() * w_);
-    for (uint32_t seg : freed)
-      for (uint32_t c = 0; c < w_; c++) {
-        uint32_t mi = place_.MemberOf(seg, c);
-        if (!MemberWritable(mi) || !members_[mi]->dev->info().supports_trim) continue;
-        reqs.push_back(IoRequest{IoOp::kTrim, place_.ColumnOffset(seg, c), uint32_t(sb_.segment_column_bytes), nullptr, {}, &waiter});
-        owner.push_back(mi);
-      }
-    waiter.Add(uint32_t(reqs.size()));
-    for (size_t i = 0; i < reqs.size(); i++) {
-      IoRequest* rp = &reqs[i];
-      members_[owner[i]]->dev->Submit(&rp, 1);
-    }
-    waiter.Wait();
-    for (auto& r : reqs)
-      if (!r.status.ok()) spdlog::debug("trim of a freed segment: {}", r.status.ToString());
-    cleaner_.segments_trimmed += freed.size();
-  }
+  TrimSegmentsLocked(freed);
   return Status::Ok();
 }
 
@@ -2016,7 +2047,7 @@ PoolStatus PoolImpl::GetStatus() {
   sp.dedup_saved_bytes = state_.shared_blocks() * kBlockBytes;
   sp.compression_saved_bytes = state_.used_extents() * kBlockBytes - std::min(state_.used_extents() * kBlockBytes, state_.stored_bytes());
   sp.raw_bytes = sp.stored_bytes * w_ / k_;
-  sp.capacity_bytes = state_.segments() * SegmentDataBytes();
+  sp.capacity_bytes = UserCapacityBytes();
   uint64_t free_segs = state_.free_segments().size(), pend = 0, reclaim = 0;
   for (uint32_t s = 0; s < state_.segments(); s++) {
     const auto& g = state_.seg(s);
@@ -2026,7 +2057,10 @@ PoolStatus PoolImpl::GetStatus() {
   uint64_t reserve = ReserveSegments();
   uint64_t usable = free_segs + pend > reserve ? free_segs + pend - reserve : 0;
   const OpenSegment& hot = streams_[kHot];
-  sp.free_bytes = usable * SegmentDataBytes() + (hot.seg == kNoSegment ? 0 : SegmentDataBytes() - hot.pos);
+  const uint64_t physical_free = usable * SegmentDataBytes() + (hot.seg == kNoSegment ? 0 : SegmentDataBytes() - hot.pos);
+  const uint64_t logical_free = sp.capacity_bytes > sp.stored_bytes ? sp.capacity_bytes - sp.stored_bytes : 0;
+  // What the cleaner can still turn into free segments counts as free for users.
+  sp.free_bytes = std::max(std::min(logical_free, physical_free + reclaim), std::min(logical_free, physical_free));
   sp.reclaimable_bytes = reclaim + pend * SegmentDataBytes();
   sp.data_reduction_ratio = sp.stored_bytes ? double(sp.logical_bytes) / double(sp.stored_bytes) : 1.0;
   st.segments_total = state_.segments();

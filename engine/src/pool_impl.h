@@ -26,6 +26,9 @@ namespace astra {
 inline constexpr uint64_t kChecksumErrorsToFail = 16;
 // Free segments kept for the cleaner beyond the checkpoint reserve, so it can always progress.
 inline constexpr uint32_t kCleanerReserveSegments = 2;
+// Hidden over-provisioning, as on SSDs: the cleaner's working room. Bounds write amplification
+// under random overwrites of a "full" pool (doc/space.md).
+inline constexpr uint64_t kOverProvisionPercent = 10;
 // Background cleaning per 5-second tick, in segments (its bounded share of the I/O).
 inline constexpr uint32_t kBackgroundCleanSegmentsMax = 8;
 
@@ -106,7 +109,11 @@ class PoolImpl final : public Pool {
   Status ReadExtentBlockLocked(uint32_t id, uint8_t* block);
 
   // ---- write path (write_mu_ held) ----
-  Status EnsureSpaceLocked(uint64_t bytes);
+  // kNoSpace unless `bytes` more can be stored (`freed_bytes` is what the caller's overwrite
+  // releases); checkpoints, flushes and cleans first when that makes room.
+  Status EnsureSpaceLocked(uint64_t bytes, uint64_t freed_bytes);
+  // What users may store: segments beyond the reserve, less kOverProvisionPercent.
+  uint64_t UserCapacityBytes() const;
   Status AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off);
   Status OpenNewSegmentLocked(OpenSegment& os);
   Status SealOpenSegmentLocked(OpenSegment& os);
@@ -124,6 +131,7 @@ class PoolImpl final : public Pool {
   // Cleans until `free_target` segments are free (or nothing more can be gained).
   Status CleanUntilLocked(uint64_t free_target, uint32_t max_victims, const ProgressFn& progress);
   uint32_t CheckpointReserveSegments() const;
+  void TrimSegmentsLocked(const std::vector<uint32_t>& freed);
   void ApplyLocked(Encoder& rec);
   Status FlushLocked();
   Status WriteJournalBatchLocked();
