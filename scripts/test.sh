@@ -13,4 +13,5 @@ fi
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
 cd build/release
-ctest --output-on-failure --no-tests=error "$@"
+# Label `bench` (benchmarks in the VM) is run by hand: ctest -L bench.
+ctest --output-on-failure --no-tests=error -LE bench "$@"

@@ -26,7 +26,12 @@ mkdir -p "$work"
 cd "$work"
 # The console is also kept in $work/console.log (ctest drops the output of a test it times out).
 set +e
-"$here/run-vm.sh" --rw "$work" "${vm_opts[@]}" -- \
+# The guest mounts its own tmpfs over /tmp, /run, /root and /var/tmp: share the source and build
+# trees (and with them the work directory) explicitly, wherever the checkout lives.
+src=$(dirname "$(dirname "$here")")
+shares=(--rw "$src")
+case "$build/" in "$src/"*) ;; *) shares+=(--rw "$build") ;; esac
+"$here/run-vm.sh" "${shares[@]}" "${vm_opts[@]}" -- \
   env ASTRA_BUILD="$build" ASTRA_SRC="$(dirname "$(dirname "$here")")" ASTRA_WORK="$work" \
       ASTRA_UBLK_RUN_DIR=/run/astrafs/ublk \
   bash "$here/suites/lib.sh" "$suite" 2>&1 | tee "$work/console.log"

@@ -51,3 +51,16 @@ pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
 kill -9 "$pid"
 ublk del "${dev#/dev/ublkb}"
 [ ! -e "$dev" ] || fail "$dev still exists after del"
+step "a full pool: writes get ENOSPC (the engine's kNoSpace as -ENOSPC), stored data stays intact"
+dev=$(ublk add --volume v "$MEMBERS")
+fio_verify keep "$dev" --rw=write --bs=128k --size=8M
+full=$(ublk add --volume full --size 4G "$MEMBERS")
+if dd if=/dev/urandom of="$full" bs=1M count=2048 oflag=direct status=none 2>/tmp/dd.err; then
+  fail "writing 2 GiB of random data into a pool of about 1 GiB succeeded"
+fi
+grep -q "No space left on device" /tmp/dd.err || { cat /tmp/dd.err; fail "a full pool did not report ENOSPC"; }
+echo "ok: $(head -1 /tmp/dd.err)"
+fio --name=keep --filename="$dev" --ioengine=io_uring --direct=1 --rw=write --bs=128k --size=8M \
+    --verify=crc32c --verify_only --verify_fatal=1 --verify_state_save=0 >/tmp/keep.out 2>&1 ||
+  { cat /tmp/keep.out; fail "data written before the pool filled up does not verify"; }
+echo "ok: data written before the pool filled up verifies"
