@@ -38,19 +38,6 @@ Status RunOne(Device& dev, IoRequest& r) {
   return r.status;
 }
 
-const char* OpName(IoOp op) {
-  switch (op) {
-    case IoOp::kRead:
-      return "read";
-    case IoOp::kWrite:
-      return "write";
-    case IoOp::kFlush:
-      return "flush";
-    case IoOp::kTrim:
-      return "trim";
-  }
-  return "?";
-}
 
 // Checks [offset, offset + length) against the geometry; `what` names the operation.
 Status CheckRange(const DeviceInfo& info, const char* what, uint64_t offset_bytes,
@@ -85,14 +72,14 @@ Status CheckRequest(const DeviceInfo& info, const IoRequest& r) {
       return CheckRange(info, "trim", r.offset_bytes, r.length_bytes);
     case IoOp::kRead:
     case IoOp::kWrite: {
-      ASTRA_RETURN_IF_ERROR(CheckRange(info, OpName(r.op), r.offset_bytes, r.length_bytes));
+      ASTRA_RETURN_IF_ERROR(CheckRange(info, IoOpName(r.op), r.offset_bytes, r.length_bytes));
       if (r.length_bytes > kDeviceIoBytesMax) {
-        return Status::InvalidArgument(info.path + ": " + OpName(r.op) + " of " +
+        return Status::InvalidArgument(info.path + ": " + IoOpName(r.op) + " of " +
                                        std::to_string(r.length_bytes) + " bytes exceeds " +
                                        std::to_string(kDeviceIoBytesMax));
       }
       if (r.buf == nullptr || reinterpret_cast<uintptr_t>(r.buf) % kIoAlignBytes != 0) {
-        return Status::InvalidArgument(info.path + ": " + OpName(r.op) + " buffer not aligned to " +
+        return Status::InvalidArgument(info.path + ": " + IoOpName(r.op) + " buffer not aligned to " +
                                        std::to_string(kIoAlignBytes) + " bytes");
       }
       return Status::Ok();
@@ -263,6 +250,16 @@ Result<std::unique_ptr<Device>> OpenDevice(const std::string& path, uint64_t cre
   }
   ASTRA_ASSIGN_OR_RETURN(auto dev, UringDevice::Open(path));
   return std::unique_ptr<Device>(std::move(dev));
+}
+
+const char* IoOpName(IoOp op) {
+  switch (op) {
+    case IoOp::kRead: return "read";
+    case IoOp::kWrite: return "write";
+    case IoOp::kFlush: return "flush";
+    case IoOp::kTrim: return "trim";
+  }
+  return "?";
 }
 
 }  // namespace astra

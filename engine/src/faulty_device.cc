@@ -32,19 +32,6 @@ namespace {
 
 constexpr uint64_t kTrimAsWriteBytesMax = 4u << 20;
 
-const char* OpName(IoOp op) {
-  switch (op) {
-    case IoOp::kRead:
-      return "read";
-    case IoOp::kWrite:
-      return "write";
-    case IoOp::kFlush:
-      return "flush";
-    case IoOp::kTrim:
-      return "trim";
-  }
-  return "?";
-}
 
 // A uniform double in [0, 1) from the top 53 bits: the same on every platform, unlike the
 // standard distributions.
@@ -231,13 +218,13 @@ void FaultyDevice::Serve(IoRequest* r) {
   const uint32_t len = r->length_bytes;
   auto* buf = static_cast<uint8_t*>(r->buf);
   if (dead_) {
-    r->status = Status::IOError(info_.path + ": " + OpName(r->op) + ": device is dead (injected)");
+    r->status = Status::IOError(info_.path + ": " + IoOpName(r->op) + ": device is dead (injected)");
     return;
   }
   if (RuleFires(r->op, off, len)) {
     ++stats_.injected_errors;
     r->status =
-        Status::IOError(info_.path + ": " + OpName(r->op) + " at offset " + std::to_string(off) +
+        Status::IOError(info_.path + ": " + IoOpName(r->op) + " at offset " + std::to_string(off) +
                         " length " + std::to_string(len) + ": injected I/O error");
     return;
   }

@@ -57,19 +57,6 @@ constexpr int kSubmitAttemptsMax = 100000;
   std::abort();
 }
 
-const char* OpName(IoOp op) {
-  switch (op) {
-    case IoOp::kRead:
-      return "read";
-    case IoOp::kWrite:
-      return "write";
-    case IoOp::kFlush:
-      return "flush";
-    case IoOp::kTrim:
-      return "trim";
-  }
-  return "?";
-}
 
 uint64_t Le64(const uint8_t* p) {
   uint64_t v = 0;
@@ -545,7 +532,7 @@ void NvmeDevice::SubmitPreparedLocked() {
 std::string NvmeDevice::Describe(const IoRequest& r, uint64_t offset_bytes,
                                  uint32_t length_bytes) const {
   if (r.op == IoOp::kFlush) return "flush " + info_.path;
-  return std::string(OpName(r.op)) + " " + info_.path + " at offset " +
+  return std::string(IoOpName(r.op)) + " " + info_.path + " at offset " +
          std::to_string(offset_bytes) + " length " + std::to_string(length_bytes);
 }
 

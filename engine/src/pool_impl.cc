@@ -1361,33 +1361,36 @@ Status PoolImpl::Flush() {
   return FlushLocked();
 }
 
+std::vector<std::pair<uint32_t, Status>> PoolImpl::ToEveryMemberLocked(IoOp op, uint64_t offset_bytes,
+                                                                      uint32_t length_bytes, void* buf) {
+  IoWaiter waiter;
+  std::vector<IoRequest> reqs(n_);
+  std::vector<uint32_t> targets;
+  for (uint32_t i = 0; i < n_; i++)
+    if (MemberWritable(i)) {
+      reqs[i] = IoRequest{op, offset_bytes, length_bytes, buf, {}, &waiter};
+      targets.push_back(i);
+    }
+  waiter.Add(uint32_t(targets.size()));
+  for (uint32_t i : targets) {
+    IoRequest* rp = &reqs[i];
+    members_[i]->dev->Submit(&rp, 1);
+  }
+  waiter.Wait();
+  std::vector<std::pair<uint32_t, Status>> failed;
+  for (uint32_t i : targets)
+    if (!reqs[i].status.ok()) failed.emplace_back(i, reqs[i].status);
+  return failed;
+}
+
 Status PoolImpl::FlushLocked() {
   bool buffered = false;
   for (const auto& st : streams_) buffered |= st.seg != kNoSegment && st.pos != st.disk_pos;
   if (pending_records_ == 0 && !dirty_ && !buffered) return Status::Ok();
   // 1. Data: pad the open stripes and write them out; then make them stable on every member.
   ASTRA_RETURN_IF_ERROR(WriteOutAllLocked());
-  {
-    IoWaiter waiter;
-    std::vector<IoRequest> reqs(n_);
-    std::vector<bool> issued(n_, false);
-    uint32_t count = 0;
-    for (uint32_t i = 0; i < n_; i++) {
-      if (!MemberWritable(i)) continue;
-      reqs[i] = IoRequest{IoOp::kFlush, 0, 0, nullptr, {}, &waiter};
-      issued[i] = true;
-      count++;
-    }
-    waiter.Add(count);
-    for (uint32_t i = 0; i < n_; i++) {
-      if (!issued[i]) continue;
-      IoRequest* rp = &reqs[i];
-      members_[i]->dev->Submit(&rp, 1);
-    }
-    waiter.Wait();
-    for (uint32_t i = 0; i < n_; i++)
-      if (issued[i] && !reqs[i].status.ok()) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, reqs[i].status));
-  }
+  for (auto& [i, st] : ToEveryMemberLocked(IoOp::kFlush, 0, 0, nullptr))
+    ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
   dirty_ = false;
   // 2. Metadata: the journal batch that references the data, on every member, then stable.
   ASTRA_RETURN_IF_ERROR(WriteJournalBatchLocked());
@@ -1411,46 +1414,11 @@ Status PoolImpl::WriteJournalBatchLocked() {
     return CheckpointLocked();
   AlignedBuf buf = AllocAligned(bytes);
   EncodeBatch(pool_tag_, next_seq_, pending_.buf().data(), payload, pending_records_, buf.get());
-  IoWaiter waiter;
-  std::vector<IoRequest> reqs(2 * n_);
-  std::vector<bool> issued(n_, false);
-  uint32_t count = 0;
-  for (uint32_t i = 0; i < n_; i++) {
-    if (!MemberWritable(i)) continue;
-    reqs[i] = IoRequest{IoOp::kWrite, sb_.journal_offset_bytes + pos, bytes, buf.get(), {}, &waiter};
-    issued[i] = true;
-    count++;
+  for (auto& [i, st] : ToEveryMemberLocked(IoOp::kWrite, sb_.journal_offset_bytes + pos, bytes, buf.get())) {
+    members_[i]->write_errors++;
+    ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
   }
-  waiter.Add(count);
-  for (uint32_t i = 0; i < n_; i++) {
-    if (!issued[i]) continue;
-    IoRequest* rp = &reqs[i];
-    members_[i]->dev->Submit(&rp, 1);
-  }
-  waiter.Wait();
-  for (uint32_t i = 0; i < n_; i++)
-    if (issued[i] && !reqs[i].status.ok()) {
-      members_[i]->write_errors++;
-      ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, reqs[i].status));
-      issued[i] = false;
-    }
-  IoWaiter fw;
-  count = 0;
-  for (uint32_t i = 0; i < n_; i++) {
-    if (!issued[i] || !MemberWritable(i)) continue;
-    reqs[n_ + i] = IoRequest{IoOp::kFlush, 0, 0, nullptr, {}, &fw};
-    count++;
-  }
-  fw.Add(count);
-  for (uint32_t i = 0; i < n_; i++) {
-    if (!issued[i] || !MemberWritable(i)) continue;
-    IoRequest* rp = &reqs[n_ + i];
-    members_[i]->dev->Submit(&rp, 1);
-  }
-  fw.Wait();
-  for (uint32_t i = 0; i < n_; i++)
-    if (issued[i] && reqs[n_ + i].waiter && !reqs[n_ + i].status.ok())
-      ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, reqs[n_ + i].status));
+  for (auto& [i, st] : ToEveryMemberLocked(IoOp::kFlush, 0, 0, nullptr)) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
   journal_pos_ = pos + bytes;
   if (journal_pos_ >= sb_.journal_bytes) journal_pos_ = 0;
   journal_used_ += waste + bytes;
@@ -1601,11 +1569,7 @@ Status PoolImpl::CheckpointLocked() {
       ASTRA_RETURN_IF_ERROR(WriteRows(segs[si], r, nr, &layout[uint64_t(si) * segb + uint64_t(r) * sdb]));
     }
   }
-  for (uint32_t i = 0; i < n_; i++)
-    if (MemberWritable(i)) {
-      Status s = members_[i]->dev->Flush();
-      if (!s.ok()) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, s));
-    }
+  for (auto& [i, st] : ToEveryMemberLocked(IoOp::kFlush, 0, 0, nullptr)) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
   // 3. Switch: superblocks name the new checkpoint; the journal restarts where it stands.
   Superblock prev = sb_;
   sb_.checkpoint_root = root_loc;

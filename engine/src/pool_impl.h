@@ -92,6 +92,10 @@ class PoolImpl final : public Pool {
   uint32_t UnavailableMembers() const;
 
   // ---- device I/O on segments ----
+  // Issues the same request to every writable member at once and waits; returns the members
+  // whose request failed (the caller decides: count, fail the member).
+  std::vector<std::pair<uint32_t, Status>> ToEveryMemberLocked(IoOp op, uint64_t offset_bytes,
+                                                               uint32_t length_bytes, void* buf);
   Status WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data);
   // Reads whole chunks of one row; missing/failed columns set in `*erased`.
   void ReadRow(uint32_t seg, uint32_t row, uint8_t* const* chunks, std::vector<uint32_t>* erased);

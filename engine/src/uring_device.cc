@@ -36,19 +36,6 @@ constexpr int kSubmitAttemptsMax = 100000;
   std::abort();
 }
 
-const char* OpName(IoOp op) {
-  switch (op) {
-    case IoOp::kRead:
-      return "read";
-    case IoOp::kWrite:
-      return "write";
-    case IoOp::kFlush:
-      return "flush";
-    case IoOp::kTrim:
-      return "trim";
-  }
-  return "?";
-}
 
 // Names who holds the flock on the file (dev, ino) by scanning /proc/locks, e.g.
 // "in use by another process (pid 1234, astrafs-mount)". Best effort.
@@ -346,7 +333,7 @@ Status UringDevice::Discard(const IoRequest& r) {
 
 std::string UringDevice::Describe(const IoRequest& r, uint32_t done_bytes) const {
   if (r.op == IoOp::kFlush) return "flush " + info_.path;
-  std::string s = std::string(OpName(r.op)) + " " + info_.path + " at offset " +
+  std::string s = std::string(IoOpName(r.op)) + " " + info_.path + " at offset " +
                   std::to_string(r.offset_bytes + done_bytes) + " length " +
                   std::to_string(r.length_bytes - done_bytes);
   return s;

@@ -26,6 +26,8 @@
 namespace astra {
 
 enum class IoOp : uint8_t { kRead = 0, kWrite = 1, kFlush = 2, kTrim = 3 };
+// "read", "write", "flush", "trim": for error messages.
+const char* IoOpName(IoOp op);
 
 // Counts outstanding requests; Wait() returns once every request handed to it has completed.
 class IoWaiter {
