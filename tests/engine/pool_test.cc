@@ -211,3 +211,38 @@ TEST(PoolTest, DedupAgainstExtentDroppedInSameWrite) {
 }
 }  // namespace
 }  // namespace astra::test
+
+namespace astra::test {
+namespace {
+// Issue 3: the same bytes written to two volumes and a file (three objects of one pool) are
+// stored once; removing copies keeps the others intact.
+TEST(PoolTest, SameBytesInThreeObjectsAreStoredOnce) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  std::vector<uint8_t> buf(64 * 4096);
+  for (int i = 0; i < 64; i++) FillBlock(&buf[i * 4096ull], 4242 + i);  // incompressible
+  ASSERT_TRUE(p->Write(101, 0, 64, buf.data()).ok());
+  const uint64_t one_copy = p->GetStatus().space.stored_bytes;
+  ASSERT_TRUE(p->Write(102, 1000, 64, buf.data()).ok());  // another volume, another offset
+  for (int i = 0; i < 64; i += 8) ASSERT_TRUE(p->Write(103, 7 + i, 8, &buf[i * 4096ull]).ok());
+  auto st = p->GetStatus();
+  EXPECT_EQ(st.space.stored_bytes, one_copy);
+  EXPECT_EQ(st.space.logical_bytes, 3u * 64 * 4096);
+  EXPECT_EQ(st.space.dedup_saved_bytes, 2u * 64 * 4096);
+  ASSERT_TRUE(p->Trim(101, 0, 64).ok());
+  ASSERT_TRUE(p->Flush().ok());
+  std::vector<uint8_t> got(64 * 4096);
+  ASSERT_TRUE(p->Read(102, 1000, 64, got.data()).ok());
+  EXPECT_EQ(got, buf);
+  ASSERT_TRUE(p->Trim(102, 0, 2000).ok());
+  ASSERT_TRUE(p->Read(103, 7, 64, got.data()).ok());
+  EXPECT_EQ(got, buf);
+  EXPECT_EQ(p->GetStatus().space.stored_bytes, one_copy);
+  ASSERT_TRUE(p->Trim(103, 0, 100).ok());
+  EXPECT_EQ(p->GetStatus().space.stored_bytes, 0u);
+  EXPECT_TRUE(p->Check(false)->clean());
+}
+}  // namespace
+}  // namespace astra::test
