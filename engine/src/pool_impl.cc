@@ -495,56 +495,10 @@ void PoolImpl::ReadRow(uint32_t seg, uint32_t row, uint8_t* const* chunks, std::
 
 Status PoolImpl::ReadStored(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out, bool* rebuilt) {
   *rebuilt = false;
-  const uint64_t sdb = StripeDataBytes();
-  struct Piece { IoRequest req; uint32_t out_off, skip, len, member; };
-  std::vector<Piece> pieces;
-  uint64_t d = off;
-  const uint64_t end = uint64_t(off) + len;
-  bool need_reconstruct = false;
-  while (d < end) {
-    uint64_t row = d / sdb, within = d % sdb;
-    uint32_t col = uint32_t(within / chunk_), in = uint32_t(within % chunk_);
-    uint32_t plen = uint32_t(std::min<uint64_t>(chunk_ - in, end - d));
-    uint32_t mi = place_.MemberOf(seg, col);
-    if (!ColumnReadable(seg, mi)) { need_reconstruct = true; break; }
-    uint64_t dev_off = place_.ColumnOffset(seg, col) + row * chunk_ + in;
-    uint64_t a0 = AlignDown(dev_off, kBlockBytes), a1 = AlignUp(dev_off + plen, kBlockBytes);
-    Piece p{};
-    p.req.op = IoOp::kRead;
-    p.req.offset_bytes = a0;
-    p.req.length_bytes = uint32_t(a1 - a0);
-    p.out_off = uint32_t(d - off);
-    p.skip = uint32_t(dev_off - a0);
-    p.len = plen;
-    p.member = mi;
-    pieces.push_back(p);
-    d += plen;
-  }
-  if (!need_reconstruct) {
-    IoWaiter waiter;
-    std::vector<AlignedBuf> bufs;
-    waiter.Add(uint32_t(pieces.size()));
-    for (auto& p : pieces) {
-      bufs.push_back(AllocAligned(p.req.length_bytes));
-      p.req.buf = bufs.back().get();
-      p.req.waiter = &waiter;
-      IoRequest* rp = &p.req;
-      members_[p.member]->dev->Submit(&rp, 1);
-    }
-    waiter.Wait();
-    for (size_t i = 0; i < pieces.size(); i++) {
-      auto& p = pieces[i];
-      if (!p.req.status.ok()) {
-        members_[p.member]->read_errors++;
-        need_reconstruct = true;
-        continue;
-      }
-      std::memcpy(out + p.out_off, bufs[i].get() + p.skip, p.len);
-    }
-    if (!need_reconstruct) {
-      if (Crc32c(out, len) == crc) return Status::Ok();
-    }
-  }
+  std::vector<StoredRange> one{{seg, off, len, crc, out}};
+  std::vector<bool> slow;
+  ReadRangesBatch(one, &slow);
+  if (!slow[0]) return Status::Ok();
   Status s = Reconstruct(seg, off, len, crc, out);
   if (s.ok()) {
     *rebuilt = true;
@@ -677,13 +631,21 @@ Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* bl
 
 void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::array<uint8_t, kBlockBytes>>* stored,
                                 std::vector<bool>* slow) {
+  stored->resize(xs.size());
+  std::vector<StoredRange> ranges;
+  ranges.reserve(xs.size());
+  for (size_t i = 0; i < xs.size(); i++)
+    ranges.push_back({xs[i].segment, xs[i].offset, xs[i].length, xs[i].crc, (*stored)[i].data()});
+  ReadRangesBatch(ranges, slow);
+}
+
+void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<bool>* slow) {
   const uint64_t sdb = StripeDataBytes();
   struct Piece { IoRequest req; uint32_t want, out_off, skip, len, member; };
   std::vector<Piece> pieces;
   slow->assign(xs.size(), false);
-  stored->resize(xs.size());
   for (uint32_t wi = 0; wi < xs.size(); wi++) {
-    const Extent& x = xs[wi];
+    const StoredRange& x = xs[wi];
     size_t first = pieces.size();
     for (uint64_t d = x.offset; d < uint64_t(x.offset) + x.length;) {
       uint64_t row = d / sdb, within = d % sdb;
@@ -769,10 +731,10 @@ void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::
       (*slow)[p.want] = true;
       continue;
     }
-    std::memcpy((*stored)[p.want].data() + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
+    std::memcpy(xs[p.want].out + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
   }
   for (uint32_t wi = 0; wi < xs.size(); wi++)
-    if (!(*slow)[wi] && Crc32c((*stored)[wi].data(), xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
+    if (!(*slow)[wi] && Crc32c(xs[wi].out, xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
 }
 
 Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {

@@ -107,6 +107,15 @@ class PoolImpl final : public Pool {
   // Reads the stored bytes of every extent in one coalesced batch (one request per contiguous
   // device range, all in flight at once). (*slow)[i] is set where the bytes could not be read
   // or fail their CRC: the caller rebuilds those through ReadStored.
+  // A stored byte range of a segment's data space and where its verified bytes go.
+  struct StoredRange {
+    uint32_t segment, offset, length, crc;
+    uint8_t* out;
+  };
+  // The one device read path for stored bytes: every range's pieces coalesced into one request
+  // per contiguous device range per member, all in flight at once, CRC-checked. (*slow)[i] is
+  // set where range i could not be read or fails its CRC (callers rebuild those).
+  void ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<bool>* slow);
   void ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::array<uint8_t, kBlockBytes>>* stored,
                         std::vector<bool>* slow);
   // Reads the logical 4 KiB block of extent `id` (used under write_mu_). Repairs if rebuilt.
