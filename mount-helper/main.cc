@@ -22,6 +22,7 @@
 #include "astra/device.h"
 #include "astra/pool.h"
 #include "astrafs/server.h"
+#include "control_server.h"
 #include "mount_options.h"
 
 namespace {
@@ -194,6 +195,16 @@ int main(int argc, char** argv) {
     return c.ok() ? kExitOk : kExitFailure;
   }
 
+  // The control socket (doc/control.md) lets 'astrafs status|scrub|gc|replace MOUNTPOINT' reach
+  // this process. The mount does not depend on it: without it only those commands are missing.
+  auto control = std::make_unique<astra::mount::ControlServer>(**pool, a.mountpoint);
+  if (Status cs = control->Start(); !cs.ok()) {
+    spdlog::warn("no control socket: {}; 'astrafs status|scrub|gc|replace {}' will not work "
+                 "while the pool is mounted",
+                 cs.ToString(), a.mountpoint);
+    control.reset();
+  }
+
   astra::fs::ServeOptions so;
   so.fsname = fsname;
   so.read_only = a.read_only;
@@ -211,6 +222,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", s.ToString());
     rc = kExitFailure;
   }
+  control.reset();  // waits for a running scrub/gc/replace; removes the socket
   Status c = (*pool)->Close();
   if (!c.ok()) {
     spdlog::error("closing the pool: {}", c.ToString());

@@ -1,11 +1,15 @@
-// astrafs: pool administration — status, scrub, replace. Works on a pool that is not in use
-// (it opens the pool itself); see doc/tools.md for the mounted case.
-// Exit status: 0 ok, 1 error, 2 usage error, 3 scrub left errors uncorrected.
+// astrafs: pool administration — status, scrub, gc, replace. Given the member devices it opens a
+// pool that is not in use itself; given the mount point of a mounted pool it asks the
+// astrafs-mount daemon through its control socket (control_client.h, doc/control.md). Both paths
+// print through the same functions. Exit status: 0 ok, 1 error, 2 usage error, 3 scrub left
+// errors uncorrected.
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -16,6 +20,7 @@
 #include "astra/device.h"
 #include "astra/pool.h"
 #include "cli_common.h"
+#include "control_client.h"
 
 namespace {
 
@@ -24,6 +29,7 @@ using astra::CheckReport;
 using astra::Result;
 using astra::Status;
 namespace tools = astra::tools;
+namespace control = astra::control;
 
 constexpr char kProg[] = "astrafs";
 constexpr int kExitOk = 0;
@@ -35,13 +41,14 @@ constexpr char kUsage[] =
     "Usage: astrafs COMMAND [OPTIONS] ARGS...\n"
     "Commands:\n"
     "  status  [--json] DEVICE...|MOUNTPOINT   geometry, members, space\n"
-    "  scrub   [--json] [--progress] [--degraded] DEVICE...\n"
-    "  gc      [--json] [--progress] [--degraded] DEVICE...   run the segment cleaner\n"
+    "  scrub   [--json] [--progress] [--degraded] DEVICE...|MOUNTPOINT\n"
     "                                          verify every checksum and parity; repair\n"
-    "  replace [--json] [--progress] [--size BYTES] [--force] OLD NEW DEVICE...\n"
+    "  gc      [--json] [--progress] [--degraded] DEVICE...|MOUNTPOINT\n"
+    "                                          run the segment cleaner\n"
+    "  replace [--json] [--progress] [--size BYTES] [--force] OLD NEW DEVICE...|MOUNTPOINT\n"
     "                                          rebuild member OLD (index or path) onto NEW\n"
-    "DEVICE... are the pool's members (also DEVICE,DEVICE,...). 'astrafs COMMAND --help' for "
-    "more.\n";
+    "DEVICE... are the pool's members (also DEVICE,DEVICE,...); a MOUNTPOINT runs the command\n"
+    "in the mount's daemon. 'astrafs COMMAND --help' for more.\n";
 
 // Common per-command options and parsing. Returns nullopt after printing help or an error.
 struct Common {
@@ -105,6 +112,11 @@ Result<std::unique_ptr<astra::Pool>> OpenPool(const std::vector<std::string>& pa
   auto members = tools::OpenMembers(paths);
   if (!members.ok()) {
     spdlog::error("{}", members.status().message());
+    if (members.status().code() == Status::Code::kBusy) {
+      spdlog::info(
+          "if the pool is mounted, give its mount point instead of the devices: the command "
+          "then runs in the mount's daemon, through its control socket (see doc/control.md)");
+    }
     return members.status();
   }
   if (!read_only && !allow_degraded) {
@@ -129,10 +141,12 @@ const char* CompressionName(astra::Compression c) {
 
 // ---- status ----
 
-void PrintStatusJson(const astra::PoolStatus& ps) {
+// `mountpoint` is set when the status came from a mount's daemon (then "mountpoint" is a key).
+void PrintStatusJson(const astra::PoolStatus& ps, const std::string& mountpoint = {}) {
   tools::JsonWriter j(stdout);
   j.BeginObject();
   j.String("pool_uuid", ps.pool_uuid);
+  if (!mountpoint.empty()) j.String("mountpoint", mountpoint);
   j.Uint("data_shards", ps.data_shards).Uint("parity_shards", ps.parity_shards);
   j.Uint("member_count", ps.members);
   j.Uint("generation", ps.generation);
@@ -179,10 +193,13 @@ void PrintStatusJson(const astra::PoolStatus& ps) {
   j.EndObject();
 }
 
-void PrintStatusText(const astra::PoolStatus& ps) {
+void PrintStatusText(const astra::PoolStatus& ps, const std::string& mountpoint = {}) {
   uint32_t offline = 0;
   for (const auto& m : ps.member_status) offline += m.state != astra::MemberState::kOnline;
   std::printf("pool %s\n", ps.pool_uuid.c_str());
+  if (!mountpoint.empty()) {
+    std::printf("  mounted at:   %s%s\n", mountpoint.c_str(), ps.read_only ? " (read-only)" : "");
+  }
   if (ps.degraded) {
     std::printf("  state:        DEGRADED (%u member(s) not online; can lose %d more)\n", offline,
                 int(ps.parity_shards) - int(offline));
@@ -233,26 +250,92 @@ void PrintStatusText(const astra::PoolStatus& ps) {
               static_cast<unsigned long long>(ps.cleaner.segments_trimmed));
 }
 
-// A mount point: only what statfs(2) tells, until astrafs-mount offers a control socket.
-int StatusOfMountpoint(const Common& c, const std::string& dir) {
+// ---- mounted pools: through the mount daemon's control socket ----
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The mountinfo entry of `dir` when it is an AstraFS mount; otherwise prints why not.
+std::optional<tools::MountEntry> AstraMount(const std::string& dir) {
   auto m = tools::FindMount(dir);
   if (!m) {
     spdlog::error(
         "{} is a directory but not a mount point; give the pool's member devices, or the "
         "mount point of a mounted pool",
         dir);
-    return kExitError;
+    return std::nullopt;
   }
   if (m->fstype != "fuse.astrafs") {
     spdlog::error("{} is a {} mount, not an AstraFS one (fuse.astrafs)", m->mountpoint, m->fstype);
-    return kExitError;
+    return std::nullopt;
+  }
+  return m;
+}
+
+// Runs `req` in the daemon serving `m`, with progress under `label` (nullptr: none). Returns the
+// result object, or the error, described for the user (not yet printed).
+Result<control::JsonValue> CallMount(const Common& c, const tools::MountEntry& m,
+                                     const control::Request& req, const char* label) {
+  auto target = control::LocateSocket(m);
+  if (!target.ok()) return target.status();
+  std::optional<tools::Progress> progress;
+  if (label != nullptr) progress.emplace(label, c.progress);
+  auto res = control::Call(target->socket_path, req,
+                           progress ? progress->Fn() : astra::ProgressFn());
+  if (progress) progress->Finish();
+  if (!res.ok()) {
+    const Status& s = res.status();
+    if (s.code() == Status::Code::kNotFound && s.message().rfind("no control socket", 0) == 0) {
+      return Status::NotFound(
+          "the daemon serving " + m.mountpoint + " (pool " + target->pool_uuid + ") offers no " +
+          s.message() + " (an astrafs-mount from before the control socket, or it could not "
+          "create it: see the mount's log)");
+    }
+    if (s.code() == Status::Code::kBusy && s.message().rfind("stale", 0) == 0) {
+      return Status::Busy(s.message() + "; is the mount at " + m.mountpoint + " still served?");
+    }
+    return s;
+  }
+  auto mp = control::GetString(*res, "mountpoint");
+  if (!mp.ok() || *mp != m.mountpoint) {
+    return Status::InvalidArgument(
+        target->socket_path + " serves pool " + target->pool_uuid + " mounted at " +
+        (mp.ok() ? *mp : std::string("(unknown)")) + ", not " + m.mountpoint +
+        " (the same pool mounted twice? unmount the stale one)");
+  }
+  return res;
+}
+
+// The "status" object of a result, or the error.
+Result<astra::PoolStatus> ResultStatus(const control::JsonValue& res) {
+  const control::JsonValue* st = res.Find("status");
+  if (st == nullptr) return Status::InvalidArgument("the daemon's result has no \"status\"");
+  return control::ReadPoolStatus(*st);
+}
+
+// A mount point: the full status from the mount's daemon. Without it (no control socket), only
+// what statfs(2) tells, and exit 1.
+int StatusOfMountpoint(const Common& c, const std::string& dir) {
+  auto m = AstraMount(dir);
+  if (!m) return kExitError;
+  control::Request req;
+  req.command = "status";
+  auto res = CallMount(c, *m, req, nullptr);
+  Result<astra::PoolStatus> ps = res.ok() ? ResultStatus(*res) : Result<astra::PoolStatus>(res.status());
+  if (ps.ok()) {
+    if (c.json) {
+      PrintStatusJson(*ps, m->mountpoint);
+    } else {
+      PrintStatusText(*ps, m->mountpoint);
+    }
+    return kExitOk;
   }
   struct statvfs sv;
   const bool have_statfs = ::statvfs(m->mountpoint.c_str(), &sv) == 0;
-  const char* why =
-      "online status of a mounted pool needs the mount's control socket, which astrafs-mount "
-      "does not offer yet; only statfs figures are shown. Unmount the pool and run "
-      "'astrafs status DEVICE...' for the full status";
+  const std::string why = "no online status of the pool mounted at " + m->mountpoint + ": " +
+                          ps.status().message() + "; only statfs figures are shown";
   if (c.json) {
     tools::JsonWriter j(stdout);
     j.BeginObject();
@@ -290,10 +373,7 @@ int CmdStatus(int argc, char** argv) {
                  "astrafs status: error: give the pool's member devices or a mount point\n");
     return kExitUsage;
   }
-  struct stat st;
-  if (c->args.size() == 1 && ::stat(c->args[0].c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    return StatusOfMountpoint(*c, c->args[0]);
-  }
+  if (c->args.size() == 1 && IsDirectory(c->args[0])) return StatusOfMountpoint(*c, c->args[0]);
   auto devs = tools::ParseDeviceList(c->args);
   if (!devs.ok()) {
     spdlog::error("{}", devs.status().message());
@@ -301,15 +381,7 @@ int CmdStatus(int argc, char** argv) {
   }
   // Read-only: status never writes (no journal replay written back, no checkpoint at close).
   auto pool = OpenPool(*devs, /*read_only=*/true);
-  if (!pool.ok()) {
-    if (pool.status().code() == Status::Code::kBusy) {
-      spdlog::info(
-          "if the pool is mounted: 'astrafs status MOUNTPOINT' shows what statfs knows; "
-          "the full online status needs the mount's control socket, which "
-          "astrafs-mount does not offer yet (see doc/tools.md)");
-    }
-    return kExitError;
-  }
+  if (!pool.ok()) return kExitError;
   const astra::PoolStatus ps = (*pool)->GetStatus();
   Status s = (*pool)->Close();
   if (!s.ok()) spdlog::warn("closing the pool: {}", s.ToString());
@@ -327,14 +399,76 @@ uint64_t ErrorCount(const CheckReport& r) {
   return r.checksum_errors + r.parity_errors + r.refcount_errors + r.other_errors;
 }
 
+// Prints a scrub's outcome (offline or from a mount's daemon); returns the exit status.
+// `left`/`remaining`: what the read-only verification pass after a repair still found.
+int PrintScrub(const Common& c, const std::string& uuid, bool degraded, const CheckReport& rep,
+               uint64_t left, const std::vector<std::string>& remaining) {
+  const uint64_t found = ErrorCount(rep);
+  if (c.json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("pool_uuid", uuid);
+    j.Bool("clean", found == 0);
+    tools::WriteCheckCounters(j, rep);
+    j.Uint("uncorrected_errors", left);
+    j.Bool("degraded", degraded);
+    j.BeginArray("problems");
+    for (const auto& p : rep.problems) j.String(p);
+    j.EndArray();
+    j.EndObject();
+  } else {
+    for (const auto& p : rep.problems) std::printf("  problem: %s\n", p.c_str());
+    std::printf(
+        "scrub of pool %s: %llu extents, %llu stripes checked; %llu error(s) found, "
+        "%llu repaired, %llu left\n",
+        uuid.c_str(), static_cast<unsigned long long>(rep.extents_checked),
+        static_cast<unsigned long long>(rep.stripes_checked),
+        static_cast<unsigned long long>(found), static_cast<unsigned long long>(rep.repaired),
+        static_cast<unsigned long long>(left));
+    for (const auto& p : remaining) std::printf("  left: %s\n", p.c_str());
+    if (degraded) std::printf("pool is DEGRADED: see 'astrafs status'\n");
+  }
+  return left != 0 ? kExitUncorrected : kExitOk;
+}
+
+int ScrubOfMountpoint(const Common& c, const std::string& dir) {
+  auto m = AstraMount(dir);
+  if (!m) return kExitError;
+  control::Request req;
+  req.command = "scrub";
+  auto res = CallMount(c, *m, req, "scrub");
+  if (!res.ok()) {
+    spdlog::error("scrub of the pool mounted at {}: {}", m->mountpoint, res.status().message());
+    return kExitError;
+  }
+  auto ps = ResultStatus(*res);
+  const control::JsonValue* report = res->Find("report");
+  auto rep = report != nullptr ? control::ReadCheckReport(*report)
+                               : Result<CheckReport>(Status::InvalidArgument("no \"report\""));
+  auto left = control::GetUint(*res, "uncorrected_errors");
+  const control::JsonValue* remaining = res->Find("remaining");
+  if (!ps.ok() || !rep.ok() || !left.ok() || remaining == nullptr) {
+    spdlog::error("bad scrub result from the daemon: {}",
+                  !ps.ok() ? ps.status().message()
+                           : !rep.ok() ? rep.status().message() : "missing fields");
+    return kExitError;
+  }
+  std::vector<std::string> rest;
+  for (const auto& v : remaining->items) rest.push_back(v.text);
+  return PrintScrub(c, ps->pool_uuid, ps->degraded, *rep, *left, rest);
+}
+
 int CmdScrub(int argc, char** argv) {
   int rc = kExitOk;
   auto c = ParseCommand(argc, argv,
-                        "Usage: astrafs scrub [--json] [--progress] [--degraded] DEVICE...\n"
+                        "Usage: astrafs scrub [--json] [--progress] [--degraded] "
+                        "DEVICE...|MOUNTPOINT\n"
                         "Reads everything, verifies checksums and parity, and repairs what "
-                        "redundancy allows.",
+                        "redundancy allows.\nOn a MOUNTPOINT it runs online in the mount's "
+                        "daemon (--degraded is then moot: the pool is open already).",
                         true, false, &rc);
   if (!c) return rc;
+  if (c->args.size() == 1 && IsDirectory(c->args[0])) return ScrubOfMountpoint(*c, c->args[0]);
   auto devs = tools::ParseDeviceList(c->args);
   if (!devs.ok()) {
     spdlog::error("{}", devs.status().message());
@@ -350,9 +484,9 @@ int CmdScrub(int argc, char** argv) {
     (*pool)->Close().IgnoreError();
     return kExitError;
   }
-  uint64_t found = ErrorCount(*rep), left = found;
+  uint64_t left = ErrorCount(*rep);
   std::vector<std::string> remaining;
-  if (found != 0) {
+  if (left != 0) {
     auto again = (*pool)->Check(false);
     if (!again.ok()) {
       spdlog::error("verification after scrub failed: {}", again.status().ToString());
@@ -368,43 +502,70 @@ int CmdScrub(int argc, char** argv) {
     spdlog::error("closing the pool: {}", s.ToString());
     rc = kExitError;
   }
-  if (rc == kExitOk && left != 0) rc = kExitUncorrected;
-  if (c->json) {
-    tools::JsonWriter j(stdout);
-    j.BeginObject();
-    j.String("pool_uuid", ps.pool_uuid);
-    j.Bool("clean", found == 0);
-    tools::WriteCheckCounters(j, *rep);
-    j.Uint("uncorrected_errors", left);
-    j.Bool("degraded", ps.degraded);
-    j.BeginArray("problems");
-    for (const auto& p : rep->problems) j.String(p);
-    j.EndArray();
-    j.EndObject();
-    return rc;
-  }
-  for (const auto& p : rep->problems) std::printf("  problem: %s\n", p.c_str());
-  std::printf(
-      "scrub of pool %s: %llu extents, %llu stripes checked; %llu error(s) found, "
-      "%llu repaired, %llu left\n",
-      ps.pool_uuid.c_str(), static_cast<unsigned long long>(rep->extents_checked),
-      static_cast<unsigned long long>(rep->stripes_checked), static_cast<unsigned long long>(found),
-      static_cast<unsigned long long>(rep->repaired), static_cast<unsigned long long>(left));
-  for (const auto& p : remaining) std::printf("  left: %s\n", p.c_str());
-  if (ps.degraded) std::printf("pool is DEGRADED: see 'astrafs status'\n");
-  return rc;
+  const int printed = PrintScrub(*c, ps.pool_uuid, ps.degraded, *rep, left, remaining);
+  return rc != kExitOk ? rc : printed;
 }
 
 // ---- gc ----
 
+void PrintGc(const Common& c, const std::string& uuid, const astra::CleanerStats& st,
+             uint64_t free_before, uint64_t free_after) {
+  if (c.json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("pool_uuid", uuid);
+    j.Uint("segments_cleaned", st.segments_cleaned);
+    j.Uint("bytes_relocated", st.bytes_relocated);
+    j.Uint("segments_trimmed", st.segments_trimmed);
+    j.Uint("free_before", free_before);
+    j.Uint("free_after", free_after);
+    j.EndObject();
+    return;
+  }
+  std::printf(
+      "gc of pool %s: %llu segments cleaned, %s relocated, %llu segments trimmed; free %s -> "
+      "%s\n",
+      uuid.c_str(), static_cast<unsigned long long>(st.segments_cleaned),
+      tools::HumanBytes(st.bytes_relocated).c_str(),
+      static_cast<unsigned long long>(st.segments_trimmed), tools::HumanBytes(free_before).c_str(),
+      tools::HumanBytes(free_after).c_str());
+}
+
+int GcOfMountpoint(const Common& c, const std::string& dir) {
+  auto m = AstraMount(dir);
+  if (!m) return kExitError;
+  control::Request req;
+  req.command = "gc";
+  auto res = CallMount(c, *m, req, "gc");
+  if (!res.ok()) {
+    spdlog::error("gc of the pool mounted at {}: {}", m->mountpoint, res.status().message());
+    return kExitError;
+  }
+  auto ps = ResultStatus(*res);
+  const control::JsonValue* cl = res->Find("cleaner");
+  auto st = cl != nullptr ? control::ReadCleanerStats(*cl)
+                          : Result<astra::CleanerStats>(Status::InvalidArgument("no \"cleaner\""));
+  auto free_before = control::GetUint(*res, "free_before");
+  if (!ps.ok() || !st.ok() || !free_before.ok()) {
+    spdlog::error("bad gc result from the daemon: {}",
+                  !ps.ok() ? ps.status().message()
+                           : !st.ok() ? st.status().message() : free_before.status().message());
+    return kExitError;
+  }
+  PrintGc(c, ps->pool_uuid, *st, *free_before, ps->space.free_bytes);
+  return kExitOk;
+}
+
 int CmdGc(int argc, char** argv) {
   int rc = kExitOk;
   auto c = ParseCommand(argc, argv,
-                        "Usage: astrafs gc [--json] [--progress] [--degraded] DEVICE...\n"
+                        "Usage: astrafs gc [--json] [--progress] [--degraded] DEVICE...|MOUNTPOINT\n"
                         "Runs the segment cleaner: moves the live data out of partly dead segments, "
-                        "checkpoints, and discards the freed segments on the members.",
+                        "checkpoints, and discards the freed segments on the members.\nOn a "
+                        "MOUNTPOINT it runs online in the mount's daemon.",
                         true, false, &rc);
   if (!c) return rc;
+  if (c->args.size() == 1 && IsDirectory(c->args[0])) return GcOfMountpoint(*c, c->args[0]);
   auto devs = tools::ParseDeviceList(c->args);
   if (!devs.ok()) {
     spdlog::error("{}", devs.status().message());
@@ -427,23 +588,7 @@ int CmdGc(int argc, char** argv) {
     spdlog::error("closing the pool: {}", s.ToString());
     rc = kExitError;
   }
-  if (c->json) {
-    tools::JsonWriter j(stdout);
-    j.BeginObject();
-    j.String("pool_uuid", ps.pool_uuid);
-    j.Uint("segments_cleaned", st->segments_cleaned);
-    j.Uint("bytes_relocated", st->bytes_relocated);
-    j.Uint("segments_trimmed", st->segments_trimmed);
-    j.Uint("free_before", free_before);
-    j.Uint("free_after", ps.space.free_bytes);
-    j.EndObject();
-    return rc;
-  }
-  std::printf("gc of pool %s: %llu segments cleaned, %s relocated, %llu segments trimmed; free %s -> %s\n",
-              ps.pool_uuid.c_str(), static_cast<unsigned long long>(st->segments_cleaned),
-              tools::HumanBytes(st->bytes_relocated).c_str(),
-              static_cast<unsigned long long>(st->segments_trimmed), tools::HumanBytes(free_before).c_str(),
-              tools::HumanBytes(ps.space.free_bytes).c_str());
+  PrintGc(*c, ps.pool_uuid, *st, free_before, ps.space.free_bytes);
   return rc;
 }
 
@@ -453,14 +598,81 @@ bool IsIndex(const std::string& s) {
   return !s.empty() && s.size() < 4 && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
+void PrintReplace(const Common& c, const std::string& uuid, uint32_t index, const std::string& old,
+                  const std::string& old_state, const std::string& new_path, bool degraded) {
+  if (c.json) {
+    tools::JsonWriter j(stdout);
+    j.BeginObject();
+    j.String("pool_uuid", uuid);
+    j.Uint("index", index);
+    j.String("old", old);
+    j.String("old_state", old_state);
+    j.String("new", new_path);
+    j.Bool("degraded", degraded);
+    j.EndObject();
+  } else {
+    std::printf("member %u of pool %s rebuilt onto %s%s\n", index, uuid.c_str(), new_path.c_str(),
+                degraded ? " (pool still DEGRADED: see 'astrafs status')" : "");
+  }
+}
+
+// An absolute form of `path` (the daemon runs in "/"): realpath when it exists, else cwd-based.
+std::string Absolute(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) != nullptr) return resolved;
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+int ReplaceOfMountpoint(const Common& c, const std::string& old_arg, const std::string& new_arg,
+                        uint64_t create_size, const std::string& dir) {
+  auto m = AstraMount(dir);
+  if (!m) return kExitError;
+  control::Request req;
+  req.command = "replace";
+  if (IsIndex(old_arg)) {
+    req.member = uint32_t(std::stoul(old_arg));
+  } else {
+    req.old_path = Absolute(old_arg);
+  }
+  req.new_path = Absolute(new_arg);
+  struct stat st;
+  if (::stat(req.new_path.c_str(), &st) != 0 && create_size == 0) {
+    spdlog::error("{} does not exist (give --size to create it as a sparse file)", new_arg);
+    return kExitError;
+  }
+  req.size_bytes = create_size;
+  req.force = c.force;
+  auto res = CallMount(c, *m, req, "replace");
+  if (!res.ok()) {
+    spdlog::error("replace in the pool mounted at {}: {}", m->mountpoint, res.status().message());
+    return kExitError;
+  }
+  auto ps = ResultStatus(*res);
+  auto index = control::GetUint(*res, "index");
+  auto old = control::GetString(*res, "old");
+  auto old_state = control::GetString(*res, "old_state");
+  if (!ps.ok() || !index.ok() || !old.ok() || !old_state.ok()) {
+    spdlog::error("bad replace result from the daemon: {}",
+                  !ps.ok() ? ps.status().message() : "missing fields");
+    return kExitError;
+  }
+  PrintReplace(c, ps->pool_uuid, uint32_t(*index), *old, *old_state, req.new_path, ps->degraded);
+  return kExitOk;
+}
+
 int CmdReplace(int argc, char** argv) {
   int rc = kExitOk;
   auto c = ParseCommand(
       argc, argv,
-      "Usage: astrafs replace [--json] [--progress] [--size BYTES] [--force] OLD NEW DEVICE...\n"
+      "Usage: astrafs replace [--json] [--progress] [--size BYTES] [--force] OLD NEW "
+      "DEVICE...|MOUNTPOINT\n"
       "Rebuilds member OLD of the pool onto the new device NEW. OLD is a member index (see\n"
       "'astrafs status') or the old member's path; DEVICE... are the pool's other members.\n"
-      "A missing or failed OLD is found by elimination when it cannot be read.",
+      "A missing or failed OLD is found by elimination when it cannot be read. On the\n"
+      "MOUNTPOINT of a mounted pool the rebuild runs online in the mount's daemon.",
       true, true, &rc);
   if (!c) return rc;
   if (c->args.size() < 3) {
@@ -468,6 +680,18 @@ int CmdReplace(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string old_arg = c->args[0], new_path = c->args[1];
+  uint64_t create_size = 0;
+  if (!c->size.empty()) {
+    auto r = tools::ParseSize(c->size);
+    if (!r.ok()) {
+      spdlog::error("--size: {}", r.status().message());
+      return kExitUsage;
+    }
+    create_size = *r;
+  }
+  if (c->args.size() == 3 && IsDirectory(c->args[2])) {
+    return ReplaceOfMountpoint(*c, old_arg, new_path, create_size, c->args[2]);
+  }
   auto others = tools::ParseDeviceList({c->args.begin() + 2, c->args.end()});
   if (!others.ok()) {
     spdlog::error("{}", others.status().message());
@@ -478,15 +702,6 @@ int CmdReplace(int argc, char** argv) {
       spdlog::error("{} is named as both NEW and a current member", new_path);
       return kExitUsage;
     }
-  }
-  uint64_t create_size = 0;
-  if (!c->size.empty()) {
-    auto r = tools::ParseSize(c->size);
-    if (!r.ok()) {
-      spdlog::error("--size: {}", r.status().message());
-      return kExitUsage;
-    }
-    create_size = *r;
   }
 
   // Everything is checked before the pool is opened read-write: that open already records
@@ -593,21 +808,8 @@ int CmdReplace(int argc, char** argv) {
     spdlog::error("closing the pool: {}", s.ToString());
     return kExitError;
   }
-  if (c->json) {
-    tools::JsonWriter j(stdout);
-    j.BeginObject();
-    j.String("pool_uuid", ps.pool_uuid);
-    j.Uint("index", *index);
-    j.String("old", replaced_path.empty() ? old_arg : replaced_path);
-    j.String("old_state", replaced_state);
-    j.String("new", new_path);
-    j.Bool("degraded", ps.degraded);
-    j.EndObject();
-  } else {
-    std::printf("member %u of pool %s rebuilt onto %s%s\n", *index, ps.pool_uuid.c_str(),
-                new_path.c_str(),
-                ps.degraded ? " (pool still DEGRADED: see 'astrafs status')" : "");
-  }
+  PrintReplace(*c, ps.pool_uuid, *index, replaced_path.empty() ? old_arg : replaced_path,
+               replaced_state, new_path, ps.degraded);
   return kExitOk;
 }
 

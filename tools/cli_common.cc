@@ -197,6 +197,7 @@ std::string JsonQuote(std::string_view s) {
 JsonWriter::~JsonWriter() { assert(in_array_.empty() && "unclosed JSON container"); }
 
 void JsonWriter::Indent() {
+  if (compact_) return;
   std::fputc('\n', out_);
   for (size_t i = 0; i < in_array_.size(); ++i) std::fputs("  ", out_);
 }
@@ -211,7 +212,7 @@ void JsonWriter::Key(std::string_view key) {
   if (!first_) std::fputc(',', out_);
   first_ = false;
   Indent();
-  if (!key.empty()) std::fprintf(out_, "%s: ", JsonQuote(key).c_str());
+  if (!key.empty()) std::fprintf(out_, compact_ ? "%s:" : "%s: ", JsonQuote(key).c_str());
 }
 
 JsonWriter& JsonWriter::BeginObject(std::string_view key) {

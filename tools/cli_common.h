@@ -46,11 +46,12 @@ std::string HumanBytes(uint64_t bytes);
 
 // ---- Output ----
 
-// Streaming JSON writer with two-space indentation. Keys and values are escaped; nesting is
-// checked with assertions (a programming error, not an operating one).
+// Streaming JSON writer with two-space indentation, or `compact` (one line, as the control
+// protocol's JSON lines need). Keys and values are escaped; nesting is checked with assertions
+// (a programming error, not an operating one). A newline follows the top-level value.
 class JsonWriter {
  public:
-  explicit JsonWriter(std::FILE* out) : out_(out) {}
+  explicit JsonWriter(std::FILE* out, bool compact = false) : out_(out), compact_(compact) {}
   ~JsonWriter();
   JsonWriter& BeginObject(std::string_view key = {});
   JsonWriter& EndObject();
@@ -68,6 +69,7 @@ class JsonWriter {
   void Key(std::string_view key);
   void Indent();
   std::FILE* out_;
+  bool compact_;
   std::vector<bool> in_array_;  // one per open container: true for arrays
   bool first_ = true;           // no element yet in the innermost container
 };
