@@ -32,6 +32,10 @@
 #   WORK          /var/tmp/astra-fsbench   scratch directory (must not exist or be empty;
 #                                     removed at the end, also on failure)
 #   FSES          "astrafs ext4 btrfs"
+#   WORKLOADS     "seq rand meta copy"   which workloads to run, in this order (e.g. WORKLOADS=meta
+#                          FSES="astrafs ext4" for the metadata floor alone; rand needs seq's file)
+#   META_REPEAT   1        run the meta workload this many times (each round on every file system
+#                          before the next round; the summary gives the median and every round)
 #   MEMBER_MIB    2048     size of each of the 6 sparse member files (AstraFS and btrfs)
 #   EXT4_MIB      8192     size of the sparse ext4 image
 #   SEQ_SIZE      2g       sequential file size
@@ -62,6 +66,8 @@ SEQ_QD=${SEQ_QD:-4}
 SEQ_CAP=${SEQ_CAP:-120}
 RAND_RUNTIME=${RAND_RUNTIME:-8}
 META_FILES=${META_FILES:-50000}
+WORKLOADS=${WORKLOADS:-"seq rand meta copy"}
+META_REPEAT=${META_REPEAT:-1}
 COPY_SRC=${COPY_SRC:-/usr/include}
 COPYOUT=${COPYOUT:-/dev/shm/astra-fsbench-out}
 IOENGINE=${IOENGINE:-io_uring}
@@ -70,6 +76,12 @@ PROFILE=${PROFILE:-0}
 OUT=${OUT:-$ROOT/build/fsbench/results/$(date +%Y%m%d-%H%M%S)}
 
 die() { echo "run-fs-bench: $*" >&2; exit 1; }
+for w in $WORKLOADS; do
+  case $w in seq|rand|meta|copy) ;; *) die "unknown workload $w (WORKLOADS: seq rand meta copy)" ;; esac
+done
+[[ " $WORKLOADS " == *" rand "* && " $WORKLOADS " != *" seq "* ]] && die "WORKLOADS: rand needs seq (it reads seq's file)"
+[[ $META_REPEAT =~ ^[1-9][0-9]*$ ]] || die "META_REPEAT wants a positive integer"
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 [[ $(id -u) == 0 ]] || die "must run as root (loop devices, mounts, drop_caches)"
 [[ -x $MKFS_ASTRA && -x $MOUNT_ASTRA ]] || die "build first: cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $BUILD astrafs-mount mkfs.astrafs"
 for t in fio losetup mkfs.ext4 fusermount3 cc python3; do
@@ -148,7 +160,7 @@ START=$(date +%s)
   echo "btrfs-progs: $(dpkg-query -W -f='${Version}' btrfs-progs 2>/dev/null || echo not installed)"
   echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "loadavg_start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: FSES='$FSES' MEMBER_MIB=$MEMBER_MIB EXT4_MIB=$EXT4_MIB SEQ_SIZE=$SEQ_SIZE SEQ_QD=$SEQ_QD RAND_RUNTIME=$RAND_RUNTIME META_FILES=$META_FILES COPY_SRC=$COPY_SRC IOENGINE=$IOENGINE ASTRA_OPTS='$ASTRA_OPTS' PROFILE=$PROFILE"
+  echo "settings: FSES='$FSES' MEMBER_MIB=$MEMBER_MIB EXT4_MIB=$EXT4_MIB SEQ_SIZE=$SEQ_SIZE SEQ_QD=$SEQ_QD RAND_RUNTIME=$RAND_RUNTIME META_FILES=$META_FILES WORKLOADS='$WORKLOADS' META_REPEAT=$META_REPEAT COPY_SRC=$COPY_SRC IOENGINE=$IOENGINE ASTRA_OPTS='$ASTRA_OPTS' PROFILE=$PROFILE"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 ps -eo pid,pcpu,etime,comm --sort=-pcpu | head -8 > "$OUT/top-at-start.txt"
@@ -311,14 +323,17 @@ copy_out() {
 
 # ---------------------------------------------------------------- the workloads
 for fs in $ACTIVE; do mkdir -p "$WORK/state/$fs"; done
-for sec in seq-write seq-read; do
+SEQ_SECS=""; RAND_SECS=""
+wants seq && SEQ_SECS="seq-write seq-read"
+wants rand && RAND_SECS="rand-read-qd1 rand-read-qd32 rand-write-qd1 rand-write-qd32"
+for sec in $SEQ_SECS; do
   for fs in $ACTIVE; do
     echo "== $sec on $fs (direct=${DIRECT[$fs]})"
     drop_caches
     phase "$fs" "$sec" run_fio "$fs" fs-seq.fio "$sec"
   done
 done
-for sec in rand-read-qd1 rand-read-qd32 rand-write-qd1 rand-write-qd32; do
+for sec in $RAND_SECS; do
   for fs in $ACTIVE; do
     echo "== $sec on $fs"
     drop_caches
@@ -338,18 +353,26 @@ PY
   done
 done
 for fs in $ACTIVE; do rm -f "$WORK/mnt/$fs/fsbench-seq.dat"; done
-for fs in $ACTIVE; do
-  echo "== meta ($META_FILES files) on $fs"
-  drop_caches
-  phase "$fs" meta bash -c "'$WORK/fsmeta' '$WORK/mnt/$fs/meta' $META_FILES > '$OUT/$fs-meta.json'"
-  cat "$OUT/$fs-meta.json"
+META_ROUNDS=""
+wants meta && META_ROUNDS=$(seq 1 "$META_REPEAT")
+for r in $META_ROUNDS; do
+  # Round 1 keeps the historical names (meta, <fs>-meta.json); later rounds are suffixed -r<N>.
+  sfx=""; [[ $r == 1 ]] || sfx="-r$r"
+  for fs in $ACTIVE; do
+    echo "== meta$sfx ($META_FILES files) on $fs"
+    drop_caches
+    phase "$fs" "meta$sfx" bash -c "'$WORK/fsmeta' '$WORK/mnt/$fs/meta' $META_FILES > '$OUT/$fs-meta$sfx.json'"
+    cat "$OUT/$fs-meta$sfx.json"
+  done
 done
-for fs in $ACTIVE; do
+COPY_FSES=""
+wants copy && COPY_FSES=$ACTIVE
+for fs in $COPY_FSES; do
   echo "== copy in $COPY_SRC on $fs"
   drop_caches
   phase "$fs" copy-in copy_in "$fs"
 done
-for fs in $ACTIVE; do
+for fs in $COPY_FSES; do
   echo "== copy out on $fs"
   drop_caches
   phase "$fs" copy-out copy_out "$fs"
@@ -357,8 +380,10 @@ for fs in $ACTIVE; do
     || { cat "$OUT/$fs-copy-diff.txt" | head; die "$fs: the copy out differs from $COPY_SRC"; }
   rm -rf "${COPYOUT:?}/$fs"
 done
-echo "copy_src_bytes: $(du -sb "$COPY_SRC" | cut -f1)" >> "$OUT/machine.txt"
-echo "copy_src_entries: $(find "$COPY_SRC" | wc -l)" >> "$OUT/machine.txt"
+if wants copy; then
+  echo "copy_src_bytes: $(du -sb "$COPY_SRC" | cut -f1)" >> "$OUT/machine.txt"
+  echo "copy_src_entries: $(find "$COPY_SRC" | wc -l)" >> "$OUT/machine.txt"
+fi
 for fs in $ACTIVE; do df -B1 "$WORK/mnt/$fs" | tail -1 > "$OUT/$fs-df-end.txt"; done
 if [[ $ACTIVE == *btrfs* ]]; then btrfs filesystem df "$WORK/mnt/btrfs" > "$OUT/btrfs-fsdf.txt" 2>&1 || true; fi
 echo "loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
@@ -372,29 +397,36 @@ if [[ $PROFILE == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- summary
-python3 - "$OUT" "$ACTIVE" <<'EOF' | tee "$OUT/summary.md"
-import json, os, sys
-out, active = sys.argv[1], sys.argv[2].split()
+python3 - "$OUT" "$ACTIVE" "$META_REPEAT" <<'EOF' | tee "$OUT/summary.md"
+import glob, json, os, statistics, sys
+out, active, meta_repeat = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
 def fio(fs, sec, key):
     p = f"{out}/{fs}-{sec}.json"
     if not os.path.exists(p): return None
     j = json.load(open(p))["jobs"][0][key]
     return j
 res = {}
+meta_rounds = {}
 for fs in active:
     r = {}
     for sec, key in [("seq-write", "write"), ("seq-read", "read")]:
         j = fio(fs, sec, key)
-        r[sec] = j["bw"] / 1024.0  # KiB/s -> MiB/s
+        if j is not None: r[sec] = j["bw"] / 1024.0  # KiB/s -> MiB/s
     for sec, key in [("rand-read-qd1", "read"), ("rand-read-qd32", "read"), ("rand-write-qd1", "write"), ("rand-write-qd32", "write")]:
         j = fio(fs, sec, key)
+        if j is None: continue
         r[sec] = j["iops"]
         r[sec + "-lat"] = j["clat_ns"]["mean"] / 1000.0
-    m = json.load(open(f"{out}/{fs}-meta.json"))
-    n = m["files"]
+    rounds = []
+    for i in range(1, meta_repeat + 1):
+        p = f"{out}/{fs}-meta{'' if i == 1 else f'-r{i}'}.json"
+        if os.path.exists(p): rounds.append(json.load(open(p)))
+    meta_rounds[fs] = rounds
     for ph in ("create", "stat", "unlink"):
-        r[ph] = n / (m[ph + "_s"] + m[ph + "_sync_s"])
-        r[ph + "-nosync"] = n / m[ph + "_s"]
+        if not rounds: break
+        # The median over rounds (one round: that round's rate).
+        r[ph] = statistics.median(m["files"] / (m[ph + "_s"] + m[ph + "_sync_s"]) for m in rounds)
+        r[ph + "-nosync"] = statistics.median(m["files"] / m[ph + "_s"] for m in rounds)
     res[fs] = r
 phases = {}
 for line in open(f"{out}/phases.tsv").read().splitlines()[1:]:
@@ -402,7 +434,7 @@ for line in open(f"{out}/phases.tsv").read().splitlines()[1:]:
     phases[(f[0], f[1])] = f
 for fs in active:
     for ph in ("copy-in", "copy-out"):
-        res[fs][ph] = float(phases[(fs, ph)][2])
+        if (fs, ph) in phases: res[fs][ph] = float(phases[(fs, ph)][2])
 rows = [("seq-write", "MiB/s", True), ("seq-read", "MiB/s", True),
         ("rand-read-qd1", "IOPS", True), ("rand-read-qd32", "IOPS", True),
         ("rand-write-qd1", "IOPS", True), ("rand-write-qd32", "IOPS", True),
@@ -416,6 +448,7 @@ hdr = "| workload | unit | " + " | ".join(active) + " | " + " | ".join(f"astrafs
 print(hdr)
 print("|" + "---|" * (hdr.count("|") - 1))
 for name, unit, higher in rows:
+    if any(name not in res[fs] for fs in active): continue  # workload not run
     vals = [res[fs][name] for fs in active]
     cells = [f"{v:,.1f}" if v < 100 else f"{v:,.0f}" for v in vals]
     ratios = []
@@ -432,13 +465,28 @@ for name, unit, higher in rows:
 print()
 print("Ratios are AstraFS relative to the other file system, higher is better for AstraFS (times: other/astrafs).")
 print("create/stat/unlink include the fsync(dir) + syncfs that ends the phase; *-nosync leave it out.")
-print()
-print("Mean completion latency, microseconds (fio clat):")
-print()
-print("| workload | " + " | ".join(active) + " |")
-print("|---|" + "---|" * len(active))
-for name in ("rand-read-qd1", "rand-read-qd32", "rand-write-qd1", "rand-write-qd32"):
-    print(f"| {name} | " + " | ".join(f"{res[fs][name + '-lat']:.0f}" for fs in active) + " |")
+if meta_repeat > 1:
+    print(f"create/stat/unlink are the median of {meta_repeat} rounds; every round (files/s, ratio to ext4):")
+    print()
+    print("| round | " + " | ".join(f"{ph} {fs}" for ph in ("create", "stat", "unlink") for fs in active) + " | " +
+          " | ".join(f"{ph} astrafs/ext4" for ph in ("create", "stat", "unlink")) + " |")
+    print("|---|" + "---|" * (3 * len(active) + 3))
+    for i in range(meta_repeat):
+        if any(len(meta_rounds[fs]) <= i for fs in active): break
+        rate = {(ph, fs): meta_rounds[fs][i]["files"] / (meta_rounds[fs][i][ph + "_s"] + meta_rounds[fs][i][ph + "_sync_s"])
+                for ph in ("create", "stat", "unlink") for fs in active}
+        cells = [f"{rate[(ph, fs)]:,.0f}" for ph in ("create", "stat", "unlink") for fs in active]
+        ratios = [f"{rate[(ph, 'astrafs')] / rate[(ph, 'ext4')]:.2f}" if "astrafs" in active and "ext4" in active else "-"
+                  for ph in ("create", "stat", "unlink")]
+        print(f"| {i + 1} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+if all("rand-read-qd1-lat" in res[fs] for fs in active):
+    print()
+    print("Mean completion latency, microseconds (fio clat):")
+    print()
+    print("| workload | " + " | ".join(active) + " |")
+    print("|---|" + "---|" * len(active))
+    for name in ("rand-read-qd1", "rand-read-qd32", "rand-write-qd1", "rand-write-qd32"):
+        print(f"| {name} | " + " | ".join(f"{res[fs][name + '-lat']:.0f}" for fs in active) + " |")
 print()
 print("Per phase: wall time, 1-min load average before/after, machine busy CPU-seconds, astrafs-mount CPU-seconds:")
 print()
