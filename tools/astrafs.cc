@@ -289,9 +289,10 @@ Result<control::JsonValue> CallMount(const Common& c, const tools::MountEntry& m
     const Status& s = res.status();
     if (s.code() == Status::Code::kNotFound && s.message().rfind("no control socket", 0) == 0) {
       return Status::NotFound(
-          "the daemon serving " + m.mountpoint + " (pool " + target->pool_uuid + ") offers no " +
-          s.message() + " (an astrafs-mount from before the control socket, or it could not "
-          "create it: see the mount's log)");
+          "the daemon serving " + m.mountpoint + " (pool " + target->pool_uuid +
+          ") offers no control socket at " + target->socket_path +
+          " (an astrafs-mount from before the control socket, or it could not create it: see "
+          "the mount's log)");
     }
     if (s.code() == Status::Code::kBusy && s.message().rfind("stale", 0) == 0) {
       return Status::Busy(s.message() + "; is the mount at " + m.mountpoint + " still served?");
