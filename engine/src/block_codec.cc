@@ -36,15 +36,24 @@ BlockCodec::~BlockCodec() {
   ZSTD_freeDCtx(dctx_);
 }
 
-uint32_t BlockCodec::Compress(const uint8_t* block, uint8_t* out) {
-  size_t n = ZSTD_compress2(cctx_, out, kBlockBytes, block, kBlockBytes);
-  if (ZSTD_isError(n) || n > kCompressedBytesMax) return 0;
+void BlockCodec::SetLevel(int level) {
+  if (level == level_) return;
+  level_ = level;
+  ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level_);
+}
+
+uint32_t BlockCodec::CompressFrame(const uint8_t* src, uint32_t blocks, uint8_t* out) {
+  const size_t in = size_t(blocks) * kBlockBytes;
+  const size_t keep = in - in / 8;
+  size_t n = ZSTD_compress2(cctx_, out, in, src, in);
+  if (ZSTD_isError(n) || n > keep) return 0;
   return uint32_t(n);
 }
 
-bool BlockCodec::Decompress(const uint8_t* in, uint32_t len, uint8_t* block) {
-  size_t n = ZSTD_decompressDCtx(dctx_, block, kBlockBytes, in, len);
-  return !ZSTD_isError(n) && n == kBlockBytes;
+bool BlockCodec::DecompressFrame(const uint8_t* in, uint32_t len, uint32_t blocks, uint8_t* out) {
+  const size_t want = size_t(blocks) * kBlockBytes;
+  size_t n = ZSTD_decompressDCtx(dctx_, out, want, in, len);
+  return !ZSTD_isError(n) && n == want;
 }
 
 }  // namespace astra

@@ -35,13 +35,25 @@ enum class RecordType : uint8_t {
   kCloneRange = 9,    // u64 src, u64 src_block, u64 dst, u64 dst_block, u64 count
   kExtentMove = 10,   // u32 id, u32 seg, u32 off
   kZeroBlocks = 11,   // u64 count: zero blocks recorded as holes (accounting)
+  kExtentRelocate = 12,  // u32 id, u32 seg, u32 off, u32 len, u8 flags, u32 crc: re-encoded copy
 };
 
 inline constexpr uint32_t kHoleId = 0xFFFFFFFFu;
 
-// Extent flags (stored): bits 0-1 compression of the stored bytes.
+// Extent flags (stored): bits 0-1 compression of the stored bytes; bits 2-4 the block's index
+// in its compression frame; bits 5-7 the frame's block count - 1. A frame is up to
+// kFrameBlocksMax consecutive blocks of one write compressed together as one zstd frame; each
+// block is its own extent (own fingerprint, own references), all pointing at the same stored
+// bytes. A plain extent is a frame of one block (bits 2-7 zero), so pools written before frames
+// existed read unchanged. Frames are always compressed (a raw frame would gain nothing).
 inline constexpr uint8_t kExtentCompressionMask = 0x3;
 inline constexpr uint8_t kExtentRaw = 0;
 inline constexpr uint8_t kExtentZstd = 1;
+inline constexpr uint32_t kFrameBlocksMax = 8;
+inline constexpr uint8_t FrameFlags(uint8_t compression, uint32_t index, uint32_t blocks) {
+  return uint8_t(compression | (index << 2) | ((blocks - 1) << 5));
+}
+inline constexpr uint32_t FlagsFrameIndex(uint8_t flags) { return (flags >> 2) & 7u; }
+inline constexpr uint32_t FlagsFrameBlocks(uint8_t flags) { return ((flags >> 5) & 7u) + 1; }
 
 }  // namespace astra

@@ -28,6 +28,14 @@ void MetaState::Init(uint64_t segments, bool dedup, uint64_t capacity_bytes) {
   for (uint32_t s = 0; s < segments; s++) free_segs_.insert(s);
 }
 
+bool ExtentShapeValid(uint32_t length, uint8_t flags) {
+  const uint32_t n = FlagsFrameBlocks(flags), i = FlagsFrameIndex(flags);
+  const uint8_t c = flags & kExtentCompressionMask;
+  if (i >= n || length == 0 || (c != kExtentRaw && c != kExtentZstd)) return false;
+  if (n == 1) return c == kExtentRaw ? length == kBlockBytes : length <= kBlockBytes;
+  return c == kExtentZstd && length <= n * kBlockBytes;
+}
+
 // ---------------- record builders ----------------
 
 void MetaState::RecNewExtent(Encoder* e, uint32_t id, const Extent& x) {
@@ -95,6 +103,12 @@ void MetaState::RecExtentMove(Encoder* e, uint32_t id, uint32_t seg, uint32_t of
   e->U32(id); e->U32(seg); e->U32(off);
   EndRec(e, p);
 }
+void MetaState::RecExtentRelocate(Encoder* e, uint32_t id, const Extent& x) {
+  size_t p;
+  BeginRec(e, RecordType::kExtentRelocate, &p);
+  e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U32(x.length); e->U8(x.flags); e->U32(x.crc);
+  EndRec(e, p);
+}
 void MetaState::RecZeroBlocks(Encoder* e, uint64_t count) {
   size_t p;
   BeginRec(e, RecordType::kZeroBlocks, &p);
@@ -115,8 +129,8 @@ void MetaState::DropRef(uint32_t id) {
   if (--x.refs > 0) return;
   // Last reference gone: the stored bytes are dead.
   SegmentInfo& s = segs_[x.segment];
-  s.live_bytes -= x.length;
-  stored_bytes_ -= x.length;
+  s.live_bytes -= ExtentCharge(x);
+  stored_bytes_ -= ExtentCharge(x);
   used_extents_--;
   if (x.fingerprint != 0) {
     auto it = dedup_.find(x.fingerprint);
@@ -198,8 +212,8 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       x.flags = d.U8(); x.crc = d.U32(); x.fingerprint = d.U64();
       if (!d.ok()) return bad("new-extent truncated");
       // Ids are handed out densely (a free id, or the next new one), never beyond.
-      if (id > extents_.size() || id >= max_extents_ || x.segment >= segs_.size() || l == 0 ||
-          l > kBlockBytes)
+      if (id > extents_.size() || id >= max_extents_ || x.segment >= segs_.size() ||
+          !ExtentShapeValid(l, x.flags))
         return bad("new-extent out of range");
       if (segs_[x.segment].state != SegState::kOpen) return bad("new-extent in a segment that is not open");
       x.length = uint16_t(l);
@@ -208,8 +222,8 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       x.used = 1;
       x.refs = 0;
       extents_[id] = x;
-      segs_[x.segment].live_bytes += l;
-      stored_bytes_ += l;
+      segs_[x.segment].live_bytes += ExtentCharge(x);
+      stored_bytes_ += ExtentCharge(x);
       used_extents_++;
       if (dedup_enabled_ && x.fingerprint != 0) dedup_.try_emplace(x.fingerprint, id);
       return Status::Ok();
@@ -308,10 +322,31 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       if (segs_[s].state != SegState::kOpen) return bad("extent-move into a segment that is not open");
       Extent& x = extents_[id];
       uint32_t old = x.segment;
-      segs_[old].live_bytes -= x.length;
-      segs_[s].live_bytes += x.length;
+      segs_[old].live_bytes -= ExtentCharge(x);
+      segs_[s].live_bytes += ExtentCharge(x);
       x.segment = s;
       x.offset = off;
+      SegmentMaybeFree(old);
+      return Status::Ok();
+    }
+    case RecordType::kExtentRelocate: {
+      uint32_t id = d.U32(), s = d.U32(), off = d.U32(), l = d.U32();
+      uint8_t flags = d.U8();
+      uint32_t crc = d.U32();
+      if (!d.ok() || !ExtentUsed(id) || s >= segs_.size() || !ExtentShapeValid(l, flags))
+        return bad("extent-relocate out of range");
+      if (segs_[s].state != SegState::kOpen) return bad("extent-relocate into a segment that is not open");
+      Extent& x = extents_[id];
+      uint32_t old = x.segment;
+      segs_[old].live_bytes -= ExtentCharge(x);
+      stored_bytes_ -= ExtentCharge(x);
+      x.segment = s;
+      x.offset = off;
+      x.length = uint16_t(l);
+      x.flags = flags;
+      x.crc = crc;
+      segs_[s].live_bytes += ExtentCharge(x);
+      stored_bytes_ += ExtentCharge(x);
       SegmentMaybeFree(old);
       return Status::Ok();
     }
@@ -459,7 +494,7 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
     x.segment = d.U32(); x.offset = d.U32(); x.length = d.U16(); x.flags = d.U8();
     x.crc = d.U32(); x.refs = d.U32(); x.fingerprint = d.U64();
     if (!d.ok()) break;
-    if (id >= table || x.segment >= segs_.size() || x.length == 0 || x.length > kBlockBytes)
+    if (id >= table || x.segment >= segs_.size() || !ExtentShapeValid(x.length, x.flags))
       return bad("extent " + std::to_string(id) + " out of range");
     if (segs_[x.segment].state != SegState::kOpen && segs_[x.segment].state != SegState::kSealed)
       return bad("extent " + std::to_string(id) + " lives in a segment not in use");
@@ -516,8 +551,8 @@ void MetaState::RecomputeDerived() {
       free_ids_.push_back(id);
       continue;
     }
-    segs_[x.segment].live_bytes += x.length;
-    stored_bytes_ += x.length;
+    segs_[x.segment].live_bytes += ExtentCharge(x);
+    stored_bytes_ += ExtentCharge(x);
     used_extents_++;
     if (dedup_enabled_ && x.fingerprint != 0) dedup_.try_emplace(x.fingerprint, id);
   }
@@ -545,7 +580,7 @@ uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
   for (uint32_t id = 0; id < extents_.size(); id++) {
     const Extent& x = extents_[id];
     if (!x.used) continue;
-    live[x.segment] += x.length;
+    live[x.segment] += ExtentCharge(x);
     if (x.refs != refs[id]) {
       errors++;
       problems->push_back("extent " + std::to_string(id) + " reference count " + std::to_string(x.refs) +

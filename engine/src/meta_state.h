@@ -25,18 +25,32 @@
 
 namespace astra {
 
-// A stored extent: one 4 KiB logical block, stored raw (4096 bytes) or compressed.
+// A stored extent: one 4 KiB logical block, stored raw (4096 bytes), compressed on its own, or
+// as one block of a compressed frame shared with its siblings (journal_format.h).
 struct Extent {
   uint32_t segment = 0;
-  uint32_t offset = 0;      // bytes into the segment's data space
-  uint16_t length = 0;      // stored bytes (<= 4096)
-  uint8_t flags = 0;        // kExtentCompressionMask
+  uint32_t offset = 0;      // bytes into the segment's data space (of the frame, if in one)
+  uint16_t length = 0;      // stored bytes (of the whole frame, if in one)
+  uint8_t flags = 0;        // compression, frame index, frame blocks (journal_format.h)
   uint8_t used = 0;
   uint32_t crc = 0;         // CRC-32C of the stored bytes
   uint32_t refs = 0;        // map entries pointing here (derived)
   uint64_t fingerprint = 0; // 64 bits of XXH3-128 of the logical block (dedup hint), 0 = none
 };
 static_assert(sizeof(Extent) == 32, "extent table entry stays 32 bytes (RAM budget)");
+static_assert(kFrameBlocksMax * 4096 <= UINT16_MAX, "a frame's stored length fits Extent::length");
+
+inline uint32_t FrameBlocks(const Extent& x) { return FlagsFrameBlocks(x.flags); }
+inline uint32_t FrameIndex(const Extent& x) { return FlagsFrameIndex(x.flags); }
+// The stored bytes charged to this extent (live bytes, stored bytes): its share of the frame, so
+// that the shares of a frame's blocks add up to the frame's length exactly.
+inline uint32_t ExtentCharge(const Extent& x) {
+  const uint64_t n = FrameBlocks(x), i = FrameIndex(x), l = x.length;
+  return uint32_t(l * (i + 1) / n - l * i / n);
+}
+// True if (length, flags) describe a storable extent: index < blocks; one block is 1..4096
+// bytes (raw: exactly 4096); a frame is compressed and at most blocks x 4096 bytes.
+bool ExtentShapeValid(uint32_t length, uint8_t flags);
 
 enum class SegState : uint8_t { kFree = 0, kOpen = 1, kSealed = 2, kFreePending = 3, kCheckpoint = 4 };
 enum class SegKind : uint8_t { kData = 0, kCheckpoint = 1 };  // stored: do not change
@@ -81,6 +95,9 @@ class MetaState {
   static void RecNextId(Encoder* e, uint64_t next);
   static void RecClone(Encoder* e, uint64_t src, uint64_t sb, uint64_t dst, uint64_t db, uint64_t n);
   static void RecExtentMove(Encoder* e, uint32_t id, uint32_t seg, uint32_t off);
+  // A re-encoded copy of extent `id` (the cleaner re-packs frames with dead blocks): new
+  // location, length, flags and CRC; references and fingerprint unchanged.
+  static void RecExtentRelocate(Encoder* e, uint32_t id, const Extent& x);
   static void RecZeroBlocks(Encoder* e, uint64_t count);
 
   // ---- queries ----

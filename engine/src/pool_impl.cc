@@ -19,10 +19,16 @@ namespace {
 constexpr uint32_t kRootMagic = 0x544F4F52;  // "ROOT"
 constexpr uint64_t kBackgroundFlushMs = 5000;
 
-BlockCodec& ThreadCodec() {
+// One zstd context pair per thread (compression outside the writer lock, decompression on every
+// read path); `level` is the pool's compression level.
+BlockCodec& ThreadCodec(int level = 1) {
   thread_local BlockCodec codec(1);
+  codec.SetLevel(level);
   return codec;
 }
+
+// The largest stored extent: a whole compression frame.
+constexpr uint32_t kStoredBytesMax = kFrameBlocksMax * kBlockBytes;
 
 uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 uint64_t AlignDown(uint64_t v, uint64_t a) { return v / a * a; }
@@ -274,6 +280,14 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
 
   ec_ = std::make_unique<ErasureCode>(k_, m_);
   codec_ = std::make_unique<BlockCodec>(sb_.compression_level ? sb_.compression_level : 1);
+  {
+    // A frame stores at most 7/8 of its input, so a unit of <= 2 stripes' data spans at most 3
+    // stripes: Reconstruct's search over erasure sets stays small.
+    const uint64_t by_stripes = std::max<uint64_t>(1, 2 * StripeDataBytes() / kBlockBytes);
+    uint32_t unit = opts.compression_unit_blocks ? opts.compression_unit_blocks : kFrameBlocksMax;
+    if (unit > kFrameBlocksMax) return Status::InvalidArgument("compression unit above 8 blocks");
+    frame_blocks_ = uint32_t(std::min<uint64_t>(unit, by_stripes));
+  }
   state_.Init(sb_.segments, sb_.dedup != 0, sb_.segments * SegmentDataBytes());
   stale_.assign(sb_.segments, 0);
   for (uint32_t i = 0; i < n_; i++)
@@ -589,11 +603,16 @@ Status PoolImpl::Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t 
     }
     if (Crc32c(out, len) == crc) {
       // The chunks this decode had to leave out, beyond those that failed to read, are proven
-      // bad: charge them to their members (a member with too many gets faulted).
+      // bad: charge them to their members (a member with too many gets faulted), once per
+      // chunk: the blocks of one frame, or a chunk read again before its repair, are one error.
       for (uint32_t r = 0; r < rows; r++)
         for (uint32_t c : opts[r][combo[r]].erased)
-          if (std::find(opts[r][0].erased.begin(), opts[r][0].erased.end(), c) == opts[r][0].erased.end())
-            members_[place_.MemberOf(seg, c)]->checksum_errors++;
+          if (std::find(opts[r][0].erased.begin(), opts[r][0].erased.end(), c) == opts[r][0].erased.end()) {
+            const uint64_t key = (uint64_t(seg) << 32) | (uint64_t(row0 + r) << 8) | c;
+            std::lock_guard<std::mutex> l(charged_mu_);
+            if (charged_chunks_.size() >= kChargedChunksMax) charged_chunks_.clear();
+            if (charged_chunks_.insert(key).second) members_[place_.MemberOf(seg, c)]->checksum_errors++;
+          }
       return Status::Ok();
     }
   }
@@ -610,7 +629,22 @@ void PoolImpl::FailNoisyMembersLocked() {
   }
 }
 
+Status PoolImpl::DecodeFrame(const Extent& x, const uint8_t* stored, uint8_t* frame) {
+  const uint32_t n = FrameBlocks(x);
+  if (n == 1) return DecodeBlock(x, stored, frame);
+  if (!ExtentShapeValid(x.length, x.flags)) return Status::Corruption("frame extent with a bad shape");
+  if (!ThreadCodec().DecompressFrame(stored, x.length, n, frame))
+    return Status::Corruption("compressed frame does not decompress to " + std::to_string(n) + " blocks");
+  return Status::Ok();
+}
+
 Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* block) {
+  if (FrameBlocks(x) > 1) {
+    thread_local std::unique_ptr<uint8_t[]> frame(new uint8_t[kStoredBytesMax]);
+    ASTRA_RETURN_IF_ERROR(DecodeFrame(x, stored, frame.get()));
+    std::memcpy(block, frame.get() + uint64_t(FrameIndex(x)) * kBlockBytes, kBlockBytes);
+    return Status::Ok();
+  }
   switch (x.flags & kExtentCompressionMask) {
     case kExtentRaw:
       if (x.length != kBlockBytes) return Status::Corruption("raw extent with length " + std::to_string(x.length));
@@ -629,13 +663,19 @@ Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* bl
 // Read path
 // ============================================================================================
 
-void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::array<uint8_t, kBlockBytes>>* stored,
-                                std::vector<bool>* slow) {
-  stored->resize(xs.size());
+void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow) {
+  uint64_t total = 0;
+  for (const Extent& x : xs) total += x.length;
+  stored->arena.reset(new uint8_t[std::max<uint64_t>(total, 1)]);  // not zeroed: every byte is read
+  stored->at.resize(xs.size());
   std::vector<StoredRange> ranges;
   ranges.reserve(xs.size());
-  for (size_t i = 0; i < xs.size(); i++)
-    ranges.push_back({xs[i].segment, xs[i].offset, xs[i].length, xs[i].crc, (*stored)[i].data()});
+  uint64_t at = 0;
+  for (size_t i = 0; i < xs.size(); i++) {
+    stored->at[i] = stored->arena.get() + at;
+    at += xs[i].length;
+    ranges.push_back({xs[i].segment, xs[i].offset, xs[i].length, xs[i].crc, stored->at[i]});
+  }
   ReadRangesBatch(ranges, slow);
 }
 
@@ -741,9 +781,16 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
   if (count > kBlocksPerIoMax) return Status::InvalidArgument("read of more than 256 blocks");
   if (closed_) return Status::InvalidArgument("pool is closed");
   auto* out = static_cast<uint8_t*>(buf);
-  struct Want { uint32_t i; uint32_t id; Extent x; };
+  // Blocks to fetch from the devices, grouped by stored range: the blocks of one compression
+  // frame are read, checked and decompressed once.
+  struct Want { uint32_t i; uint32_t id; uint32_t range; uint32_t index; };
   std::vector<Want> wants;
-  std::vector<std::pair<uint32_t, uint32_t>> relocate;  // (id, block index) rebuilt: repair later
+  std::vector<Extent> ranges;  // one extent per distinct stored range
+  std::vector<std::pair<uint32_t, uint32_t>> relocate;  // (id, range) rebuilt: repair later
+  auto frame_buf = [] {
+    thread_local std::unique_ptr<uint8_t[]> f(new uint8_t[kStoredBytesMax]);
+    return f.get();
+  };
   {
     std::shared_lock<std::shared_mutex> reclaim(reclaim_mu_);
     {
@@ -758,52 +805,68 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
         const Extent& x = state_.extent(id);
         if (const OpenSegment* os = BufferedStream(x)) {
           // Still in the write buffer (not on the devices yet).
-          uint8_t tmp[kBlockBytes];
-          std::memcpy(tmp, os->buf.get() + (x.offset - os->buf_base), x.length);
-          if (Crc32c(tmp, x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
-          ASTRA_RETURN_IF_ERROR(DecodeBlock(x, tmp, dst));
+          thread_local std::unique_ptr<uint8_t[]> tmp(new uint8_t[kStoredBytesMax]);
+          std::memcpy(tmp.get(), os->buf.get() + (x.offset - os->buf_base), x.length);
+          if (Crc32c(tmp.get(), x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
+          ASTRA_RETURN_IF_ERROR(DecodeBlock(x, tmp.get(), dst));
           continue;
         }
-        wants.push_back({i, id, x});
+        uint32_t r = uint32_t(ranges.size());
+        if (!ranges.empty() && ranges.back().segment == x.segment && ranges.back().offset == x.offset)
+          r--;  // the next block of the same frame (the common case: frames are written in order)
+        else
+          ranges.push_back(x);
+        wants.push_back({i, id, r, FrameIndex(x)});
       }
     }
-    // Device reads, all blocks of the request in flight at once.
+    // Device reads, all ranges of the request in flight at once.
     if (!wants.empty()) {
-      std::vector<Extent> xs;
-      for (auto& w : wants) xs.push_back(w.x);
-      std::vector<std::array<uint8_t, kBlockBytes>> stored;
+      StoredBatch stored;
       std::vector<bool> slow;
-      ReadExtentsBatch(xs, &stored, &slow);
-      for (uint32_t wi = 0; wi < wants.size(); wi++) {
-        const Extent& x = wants[wi].x;
-        if (slow[wi]) {
-          ASTRA_RETURN_IF_ERROR(Reconstruct(x.segment, x.offset, x.length, x.crc, stored[wi].data())
-                                    .Annotate("object " + std::to_string(obj) + " block " +
-                                              std::to_string(block + wants[wi].i)));
-          repaired_++;
-          relocate.emplace_back(wants[wi].id, wi);
-        }
-        ASTRA_RETURN_IF_ERROR(DecodeBlock(x, stored[wi].data(), out + uint64_t(wants[wi].i) * kBlockBytes)
+      ReadExtentsBatch(ranges, &stored, &slow);
+      for (uint32_t r = 0; r < ranges.size(); r++) {
+        if (!slow[r]) continue;
+        const Extent& x = ranges[r];
+        uint32_t first = 0;  // the first block of this read stored in range r (for the message)
+        while (wants[first].range != r) first++;
+        ASTRA_RETURN_IF_ERROR(Reconstruct(x.segment, x.offset, x.length, x.crc, stored.at[r])
                                   .Annotate("object " + std::to_string(obj) + " block " +
-                                            std::to_string(block + wants[wi].i)));
+                                            std::to_string(block + wants[first].i)));
+        repaired_++;
+      }
+      uint32_t decoded = UINT32_MAX;  // the range whose frame is in frame_buf()
+      for (const Want& w : wants) {
+        const Extent& x = ranges[w.range];
+        uint8_t* dst = out + uint64_t(w.i) * kBlockBytes;
+        Status s;
+        if (FrameBlocks(x) == 1) {
+          s = DecodeBlock(x, stored.at[w.range], dst);
+        } else {
+          if (decoded != w.range) {
+            s = DecodeFrame(x, stored.at[w.range], frame_buf());
+            decoded = s.ok() ? w.range : UINT32_MAX;
+          }
+          // Each block of the frame has its own extent; the frame index comes from this one.
+          if (s.ok()) std::memcpy(dst, frame_buf() + uint64_t(w.index) * kBlockBytes, kBlockBytes);
+        }
+        ASTRA_RETURN_IF_ERROR(s.Annotate("object " + std::to_string(obj) + " block " + std::to_string(block + w.i)));
+        if (slow[w.range]) relocate.emplace_back(w.id, w.range);
       }
       // Repair: rewrite rebuilt extents elsewhere (never in place), after the read locks drop.
       if (!relocate.empty() && !read_only_) {
-        std::vector<std::pair<uint32_t, std::vector<uint8_t>>> todo;
-        for (auto& [id, wi] : relocate)
-          todo.emplace_back(id, std::vector<uint8_t>(stored[wi].begin(), stored[wi].begin() + wants[wi].x.length));
+        // Per rebuilt range: its stored bytes and the ids of this read that point at it.
+        std::vector<std::pair<std::vector<uint32_t>, std::vector<uint8_t>>> todo;
+        absl::flat_hash_map<uint32_t, size_t> todo_of_range;
+        for (auto& [id, r] : relocate) {
+          auto [it, fresh] = todo_of_range.try_emplace(r, todo.size());
+          if (fresh) todo.push_back({{}, std::vector<uint8_t>(stored.at[r], stored.at[r] + ranges[r].length)});
+          todo[it->second].first.push_back(id);
+        }
         reclaim.unlock();
         std::lock_guard<std::mutex> wl(write_mu_);
-        for (auto& [id, bytes] : todo) {
-          Extent now;
-          {
-            std::shared_lock<std::shared_mutex> l(mu_);
-            if (!state_.ExtentUsed(id)) continue;
-            now = state_.extent(id);
-          }
-          if (now.crc != Crc32c(bytes.data(), bytes.size()) || now.length != bytes.size()) continue;
-          Status s = RelocateLocked(id, bytes.data(), uint32_t(bytes.size()));
-          if (!s.ok()) spdlog::warn("repair of extent {}: {}", id, s.ToString());
+        for (auto& [ids, bytes] : todo) {
+          Status s = RelocateFrameLocked(ids, bytes.data(), uint32_t(bytes.size()), /*repack=*/false);
+          if (!s.ok()) spdlog::warn("repair of extent {}: {}", ids[0], s.ToString());
         }
         FailNoisyMembersLocked();
       }
@@ -814,22 +877,25 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
 
 Status PoolImpl::ReadExtentBlockLocked(uint32_t id, uint8_t* block) {
   Extent x;
-  uint8_t stored[kBlockBytes];
+  thread_local std::unique_ptr<uint8_t[]> buf(new uint8_t[kStoredBytesMax]);
+  uint8_t* stored = buf.get();
   {
     std::shared_lock<std::shared_mutex> l(mu_);
     x = state_.extent(id);
     if (const OpenSegment* os = BufferedStream(x)) {
       std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
+      if (Crc32c(stored, x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
       return DecodeBlock(x, stored, block);
     }
   }
   bool rebuilt = false;
   ASTRA_RETURN_IF_ERROR(ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt));
+  ASTRA_RETURN_IF_ERROR(DecodeBlock(x, stored, block));
   if (rebuilt && !read_only_) {
-    RelocateLocked(id, stored, x.length).IgnoreError();
+    RelocateFrameLocked({id}, stored, x.length, /*repack=*/false).IgnoreError();
     FailNoisyMembersLocked();
   }
-  return DecodeBlock(x, stored, block);
+  return Status::Ok();
 }
 
 // ============================================================================================
@@ -912,6 +978,12 @@ Status PoolImpl::OpenNewSegmentLocked(OpenSegment& os) {
   const uint32_t reserve = &os == &streams_[kCold] ? CheckpointReserveSegments() : ReserveSegments();
   if (state_.free_segments().size() <= reserve) return Status::NoSpace("no free segment");
   uint32_t s = *state_.free_segments().begin();
+  {
+    // Its chunks are new: errors charged for its previous contents do not cover them.
+    std::lock_guard<std::mutex> l(charged_mu_);
+    if (!charged_chunks_.empty())
+      absl::erase_if(charged_chunks_, [s](uint64_t key) { return uint32_t(key >> 32) == s; });
+  }
   Encoder e;
   MetaState::RecSegOpen(&e, s, SegKind::kData);
   {
@@ -994,13 +1066,77 @@ Status PoolImpl::AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t le
   return Status::Ok();
 }
 
-Status PoolImpl::RelocateLocked(uint32_t id, const uint8_t* stored, uint32_t len) {
+Status PoolImpl::RelocateFrameLocked(const std::vector<uint32_t>& ids, const uint8_t* stored, uint32_t len,
+                                     bool repack) {
   ASTRA_RETURN_IF_ERROR(CheckWritable());
-  uint32_t seg, off;
-  ASTRA_RETURN_IF_ERROR(AppendLocked(streams_[kCold], stored, len, &seg, &off));
+  const uint32_t crc = Crc32c(stored, len);
+  // Only extents that still point at these very bytes (the cleaner or a repair may have moved
+  // them since the caller read them).
+  Extent first;
+  std::vector<uint32_t> keep;
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    for (uint32_t id : ids) {
+      if (!state_.ExtentUsed(id)) continue;
+      const Extent& x = state_.extent(id);
+      if (x.crc != crc || x.length != len) continue;
+      if (keep.empty()) first = x;
+      else if (x.segment != first.segment || x.offset != first.offset) continue;
+      if (std::find(keep.begin(), keep.end(), id) == keep.end()) keep.push_back(id);
+    }
+  }
+  if (keep.empty()) return Status::Ok();
   Encoder e;
-  MetaState::RecExtentMove(&e, id, seg, off);
-  ApplyLocked(e);
+  const uint32_t n = FrameBlocks(first);
+  if (n == 1 || keep.size() == n || !repack) {
+    // Every block of the frame is live (or it is a single block, or the caller does not know
+    // all the live blocks): move the bytes as they are.
+    uint32_t seg, off;
+    ASTRA_RETURN_IF_ERROR(AppendLocked(streams_[kCold], stored, len, &seg, &off));
+    for (uint32_t id : keep) MetaState::RecExtentMove(&e, id, seg, off);
+    ApplyLocked(e);
+    return Status::Ok();
+  }
+  // Some blocks of the frame are dead: re-pack the live ones, so the dead bytes are reclaimed
+  // with the victim instead of being carried along forever.
+  std::unique_ptr<uint8_t[]> frame(new uint8_t[kStoredBytesMax]), live(new uint8_t[kStoredBytesMax]),
+      packed(new uint8_t[kStoredBytesMax]);
+  ASTRA_RETURN_IF_ERROR(DecodeFrame(first, stored, frame.get()));
+  std::vector<std::pair<uint32_t, uint32_t>> order;  // (frame index, id)
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    for (uint32_t id : keep) order.emplace_back(FrameIndex(state_.extent(id)), id);
+  }
+  std::sort(order.begin(), order.end());
+  const uint32_t m = uint32_t(order.size());
+  for (uint32_t j = 0; j < m; j++)
+    std::memcpy(live.get() + uint64_t(j) * kBlockBytes, frame.get() + uint64_t(order[j].first) * kBlockBytes, kBlockBytes);
+  BlockCodec& codec = ThreadCodec(sb_.compression_level ? sb_.compression_level : 1);
+  uint32_t plen = codec.CompressFrame(live.get(), m, packed.get());
+  if (plen) {
+    Extent y;
+    y.length = uint16_t(plen);
+    y.crc = Crc32c(packed.get(), plen);
+    ASTRA_RETURN_IF_ERROR(AppendLocked(streams_[kCold], packed.get(), plen, &y.segment, &y.offset));
+    for (uint32_t j = 0; j < m; j++) {
+      y.flags = FrameFlags(kExtentZstd, j, m);
+      MetaState::RecExtentRelocate(&e, order[j].second, y);
+    }
+    ApplyLocked(e);
+    return Status::Ok();
+  }
+  for (uint32_t j = 0; j < m; j++) {
+    const uint8_t* b = live.get() + uint64_t(j) * kBlockBytes;
+    Extent y;
+    uint32_t l1 = m > 1 ? codec.Compress(b, packed.get()) : 0;
+    const uint8_t* bytes = l1 ? packed.get() : b;
+    y.length = uint16_t(l1 ? l1 : kBlockBytes);
+    y.flags = l1 ? kExtentZstd : kExtentRaw;
+    y.crc = Crc32c(bytes, y.length);
+    ASTRA_RETURN_IF_ERROR(AppendLocked(streams_[kCold], bytes, y.length, &y.segment, &y.offset));
+    MetaState::RecExtentRelocate(&e, order[j].second, y);
+    ApplyLocked(e);
+  }
   return Status::Ok();
 }
 
@@ -1035,17 +1171,24 @@ uint32_t PoolImpl::PickVictimLocked(double max_utilization) const {
 }
 
 Status PoolImpl::CleanSegmentLocked(uint32_t victim, uint64_t* moved_bytes) {
-  std::vector<uint32_t> ids;
+  // Live extents by offset: the blocks of one compression frame share one stored range.
+  std::vector<std::pair<uint32_t, uint32_t>> ids;  // (offset, id)
   for (uint32_t id = 0; id < state_.ExtentCount(); id++)
-    if (state_.ExtentUsed(id) && state_.extent(id).segment == victim) ids.push_back(id);
-  uint8_t stored[kBlockBytes];
-  for (uint32_t id : ids) {
-    Extent x = state_.extent(id);
+    if (state_.ExtentUsed(id) && state_.extent(id).segment == victim) ids.emplace_back(state_.extent(id).offset, id);
+  std::sort(ids.begin(), ids.end());
+  std::unique_ptr<uint8_t[]> stored(new uint8_t[kStoredBytesMax]);
+  std::vector<uint32_t> group;
+  for (size_t i = 0; i < ids.size();) {
+    group.clear();
+    size_t j = i;
+    for (; j < ids.size() && ids[j].first == ids[i].first; j++) group.push_back(ids[j].second);
+    i = j;
+    Extent x = state_.extent(group[0]);
     bool rebuilt;
     // Verified read (rebuilt from parity if need be): the cleaner never copies bad bytes.
-    ASTRA_RETURN_IF_ERROR(ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt)
+    ASTRA_RETURN_IF_ERROR(ReadStored(x.segment, x.offset, x.length, x.crc, stored.get(), &rebuilt)
                               .Annotate("cleaning segment " + std::to_string(victim)));
-    ASTRA_RETURN_IF_ERROR(RelocateLocked(id, stored, x.length));
+    ASTRA_RETURN_IF_ERROR(RelocateFrameLocked(group, stored.get(), x.length, /*repack=*/true));
     *moved_bytes += x.length;
   }
   cleaner_.segments_cleaned++;
@@ -1092,13 +1235,54 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   if (count > kBlocksPerIoMax) return Status::InvalidArgument("write of more than 256 blocks");
   if (block > (UINT64_MAX >> 13) - count) return Status::InvalidArgument("block number out of range");
   const auto* in = static_cast<const uint8_t*>(buf);
-  // Outside the writer lock: zero detection and fingerprints (pure functions of the bytes).
+  // Outside the writer lock (pure functions of the bytes, so concurrent writers overlap them):
+  // zero detection, fingerprints, and compression of the blocks that look new.
   std::vector<uint8_t> zero(count);
   std::vector<uint64_t> fps(count, 0);
   for (uint32_t i = 0; i < count; i++) {
     const uint8_t* b = in + uint64_t(i) * kBlockBytes;
     zero[i] = IsZeroBlock(b);
     if (!zero[i] && sb_.dedup) fps[i] = opts_.force_fingerprint ? *opts_.force_fingerprint : Fingerprint(b);
+  }
+  // A block is new if the dedup index has no candidate for it now and it does not repeat an
+  // earlier block of this write. Runs of consecutive new blocks are compressed together, in
+  // frames of up to frame_blocks_ blocks. The index may change before the writer lock is taken:
+  // a block that became a duplicate meanwhile is stored anyway (dedup is best effort, never wrong).
+  std::vector<uint8_t> is_new(count, 0);
+  {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    std::vector<uint64_t> seen;
+    for (uint32_t i = 0; i < count; i++) {
+      if (zero[i]) continue;
+      if (fps[i]) {
+        if (state_.DedupLookup(fps[i]) != kHoleId) continue;
+        if (std::find(seen.begin(), seen.end(), fps[i]) != seen.end()) continue;
+        seen.push_back(fps[i]);
+      }
+      is_new[i] = 1;
+    }
+  }
+  struct Frame { uint32_t first, blocks, len; };  // len 0: store each block raw
+  std::vector<Frame> frames;
+  std::vector<int32_t> frame_of(count, -1);
+  std::unique_ptr<uint8_t[]> packed;
+  const bool compress = sb_.compression == uint8_t(Compression::kZstd);
+  {
+    BlockCodec* codec = compress ? &ThreadCodec(sb_.compression_level ? sb_.compression_level : 1) : nullptr;
+    for (uint32_t i = 0; i < count;) {
+      if (!is_new[i]) {
+        i++;
+        continue;
+      }
+      uint32_t n = 1;
+      while (n < frame_blocks_ && i + n < count && is_new[i + n]) n++;
+      if (!packed) packed.reset(new uint8_t[uint64_t(count) * kBlockBytes]);
+      Frame f{i, n, 0};
+      if (codec) f.len = codec->CompressFrame(in + uint64_t(i) * kBlockBytes, n, packed.get() + uint64_t(i) * kBlockBytes);
+      for (uint32_t j = 0; j < n; j++) frame_of[i + j] = int32_t(frames.size());
+      frames.push_back(f);
+      i += n;
+    }
   }
   std::lock_guard<std::mutex> wl(write_mu_);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
@@ -1108,7 +1292,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
     uint64_t freed = 0;
     for (uint32_t i = 0; i < count; i++) {
       uint32_t old = state_.Lookup(obj, block + i);
-      if (old != kHoleId && state_.extent(old).refs == 1) freed += state_.extent(old).length;
+      if (old != kHoleId && state_.extent(old).refs == 1) freed += ExtentCharge(state_.extent(old));
     }
     ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(uint64_t(count) * kBlockBytes, freed));
   }
@@ -1118,7 +1302,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
     std::vector<uint32_t> ids;
     std::vector<Extent> xs;
     for (uint32_t i = 0; i < count; i++) {
-      if (!fps[i]) continue;
+      if (!fps[i] || is_new[i]) continue;
       uint32_t c = state_.DedupLookup(fps[i]);
       if (c == kHoleId || BufferedStream(state_.extent(c)) || std::find(ids.begin(), ids.end(), c) != ids.end())
         continue;
@@ -1126,11 +1310,11 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       xs.push_back(state_.extent(c));
     }
     if (!ids.empty()) {
-      std::vector<std::array<uint8_t, kBlockBytes>> stored;
+      StoredBatch stored;
       std::vector<bool> slow;
       ReadExtentsBatch(xs, &stored, &slow);
       for (size_t j = 0; j < ids.size(); j++)
-        if (!slow[j] && DecodeBlock(xs[j], stored[j].data(), prefetched[ids[j]].data()).ok()) continue;
+        if (!slow[j] && DecodeBlock(xs[j], stored.at[j], prefetched[ids[j]].data()).ok()) continue;
         else prefetched.erase(ids[j]);  // the slow path (rebuild and repair) handles it below
     }
   }
@@ -1139,10 +1323,54 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   Encoder rec;
   uint8_t cbuf[kBlockBytes];
   uint8_t cmp[kBlockBytes];
+  // Stores `len` bytes as the extents of blocks [first, first + blocks) (a frame when blocks > 1).
+  auto store = [&](uint32_t first, uint32_t blocks, const uint8_t* bytes, uint32_t len, uint8_t compression) -> Status {
+    Extent x;
+    x.length = uint16_t(len);
+    x.crc = Crc32c(bytes, len);
+    Status s = AppendLocked(streams_[kHot], bytes, len, &x.segment, &x.offset);
+    if (!s.ok()) {
+      // Map what is already stored, so no extent is left without a reference.
+      if (first > 0) {
+        MetaState::RecMap(&rec, obj, block, ids.data(), first);
+        ApplyLocked(rec);
+      }
+      return s;
+    }
+    for (uint32_t j = 0; j < blocks; j++) {
+      uint32_t id;
+      {
+        std::unique_lock<std::shared_mutex> l(mu_);
+        id = state_.PeekFreeExtentId();
+      }
+      if (id >= kExtentsMax) {
+        MetaState::RecMap(&rec, obj, block, ids.data(), first + j);
+        ApplyLocked(rec);
+        return Status::NoSpace("extent table full");
+      }
+      x.flags = FrameFlags(compression, j, blocks);
+      x.fingerprint = fps[first + j];
+      MetaState::RecNewExtent(&rec, id, x);
+      ApplyLocked(rec);
+      ids[first + j] = id;
+    }
+    return Status::Ok();
+  };
   for (uint32_t i = 0; i < count; i++) {
     const uint8_t* b = in + uint64_t(i) * kBlockBytes;
     if (zero[i]) {
       zeros++;
+      continue;
+    }
+    if (frame_of[i] >= 0) {
+      const Frame& f = frames[frame_of[i]];
+      if (f.len) {
+        ASTRA_RETURN_IF_ERROR(store(f.first, f.blocks, packed.get() + uint64_t(f.first) * kBlockBytes, f.len, kExtentZstd));
+      } else {
+        for (uint32_t j = 0; j < f.blocks; j++)
+          ASTRA_RETURN_IF_ERROR(store(f.first + j, 1, in + uint64_t(f.first + j) * kBlockBytes, kBlockBytes, kExtentRaw));
+      }
+      i = f.first + f.blocks - 1;
       continue;
     }
     const uint64_t fp = fps[i];
@@ -1162,40 +1390,10 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
         if (!s.ok()) spdlog::warn("dedup candidate extent {} unreadable: {}", cand, s.ToString());
       }
     }
-    uint32_t len = 0;
-    uint8_t flags = kExtentRaw;
-    const uint8_t* stored = b;
-    if (sb_.compression == uint8_t(Compression::kZstd)) {
-      len = codec_->Compress(b, cbuf);
-      if (len) {
-        flags = kExtentZstd;
-        stored = cbuf;
-      }
-    }
-    if (!len) len = kBlockBytes;
-    Extent x;
-    x.length = uint16_t(len);
-    x.flags = flags;
-    x.crc = Crc32c(stored, len);
-    x.fingerprint = fp;
-    Status s = AppendLocked(streams_[kHot], stored, len, &x.segment, &x.offset);
-    if (!s.ok()) {
-      // Map what is already stored, so no extent is left without a reference.
-      if (i > 0) {
-        MetaState::RecMap(&rec, obj, block, ids.data(), i);
-        ApplyLocked(rec);
-      }
-      return s;
-    }
-    uint32_t id;
-    {
-      std::unique_lock<std::shared_mutex> l(mu_);
-      id = state_.PeekFreeExtentId();
-    }
-    if (id >= kExtentsMax) return Status::NoSpace("extent table full");
-    MetaState::RecNewExtent(&rec, id, x);
-    ApplyLocked(rec);
-    ids[i] = id;
+    // Looked like a duplicate but is not (a collision, or the candidate went away): one block.
+    uint32_t len = compress ? codec_->Compress(b, cbuf) : 0;
+    if (len) ASTRA_RETURN_IF_ERROR(store(i, 1, cbuf, len, kExtentZstd));
+    else ASTRA_RETURN_IF_ERROR(store(i, 1, b, kBlockBytes, kExtentRaw));
   }
   MetaState::RecMap(&rec, obj, block, ids.data(), count);
   if (zeros) MetaState::RecZeroBlocks(&rec, zeros);
@@ -1714,8 +1912,19 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
   for (uint32_t id = 0; id < state_.ExtentCount(); id++)
     if (state_.ExtentUsed(id)) by_seg[state_.extent(id).segment].push_back(id);
   uint64_t total = 0, done = 0;
-  for (uint32_t s = 0; s < state_.segments(); s++) total += by_seg[s].size();
-  uint8_t stored[kBlockBytes], block[kBlockBytes];
+  for (uint32_t s = 0; s < state_.segments(); s++) {
+    total += by_seg[s].size();
+    // By offset: the blocks of a frame are neighbours, so the frame is decoded once.
+    std::sort(by_seg[s].begin(), by_seg[s].end(), [&](uint32_t a, uint32_t b) {
+      return state_.extent(a).offset != state_.extent(b).offset ? state_.extent(a).offset < state_.extent(b).offset : a < b;
+    });
+  }
+  std::unique_ptr<uint8_t[]> stored_buf(new uint8_t[kStoredBytesMax]), frame_buf(new uint8_t[kStoredBytesMax]);
+  uint8_t* const stored = stored_buf.get();
+  uint8_t* const frame = frame_buf.get();
+  uint8_t block[kBlockBytes];
+  // The frame whose decoded bytes are in `frame` (segment, offset, crc), if any.
+  struct { uint32_t seg = kNoSegment, off = 0, crc = 0; } decoded;
   std::vector<AlignedBuf> cols(w_);
   for (uint32_t c = 0; c < w_; c++) cols[c] = AllocAligned(sb_.segment_column_bytes);
   std::vector<AlignedBuf> parity(m_);
@@ -1723,7 +1932,16 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
   // Verifies one extent whose stored bytes are in `stored`; `rebuilt` if they needed parity.
   auto verify_extent = [&](uint32_t id, const Extent& x, Status s, bool rebuilt) {
     rep.extents_checked++;
-    if (s.ok()) s = DecodeBlock(x, stored, block);
+    if (s.ok() && FrameBlocks(x) > 1) {
+      if (!(decoded.seg == x.segment && decoded.off == x.offset && decoded.crc == x.crc)) {
+        decoded.seg = kNoSegment;
+        s = DecodeFrame(x, stored, frame);
+        if (s.ok()) decoded = {x.segment, x.offset, x.crc};
+      }
+      if (s.ok()) std::memcpy(block, frame + uint64_t(FrameIndex(x)) * kBlockBytes, kBlockBytes);
+    } else if (s.ok()) {
+      s = DecodeBlock(x, stored, block);
+    }
     if (!s.ok()) {
       rep.checksum_errors++;
       problem("extent " + std::to_string(id) + " (segment " + std::to_string(x.segment) + " offset " +
@@ -1807,9 +2025,17 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
       }
     }
     // Every extent from the column buffers; the reconstructing read path only where that fails.
+    // The previous extent's stored range, when its bytes (in `stored`) were verified: the other
+    // blocks of that frame need no second read (and a bad chunk is reported once).
+    struct { uint32_t off = UINT32_MAX, crc = 0; } have;
     for (uint32_t id : by_seg[s]) {
       done++;
       Extent x = state_.extent(id);
+      if (x.offset == have.off && x.crc == have.crc) {
+        verify_extent(id, x, Status::Ok(), false);
+        continue;
+      }
+      have.off = UINT32_MAX;
       if (const OpenSegment* os = BufferedStream(x)) {
         std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
         verify_extent(id, x, Crc32c(stored, x.length) == x.crc ? Status::Ok()
@@ -1830,6 +2056,7 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
       }
       if (from_cols && Crc32c(stored, x.length) == x.crc) {
         verify_extent(id, x, Status::Ok(), false);
+        have = {x.offset, x.crc};
         continue;
       }
       // Here either a column is unavailable (degraded: rebuilding is expected, not an error) or
@@ -1837,22 +2064,28 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
       bool rebuilt = false;
       Status rs = ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt);
       verify_extent(id, x, rs, from_cols);
+      if (rs.ok()) have = {x.offset, x.crc};
     }
   }
   if (fix && !bad_rows.empty()) {
     // Restore redundancy by moving every live extent out of a damaged stripe (never in place);
     // the stripe is dead afterwards and its segment is reclaimed like any other.
+    // Grouped by stored range, so a frame moves once with all its live blocks.
+    std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> hits;
     for (uint32_t id = 0; id < state_.ExtentCount(); id++) {
       if (!state_.ExtentUsed(id)) continue;
       Extent x = state_.extent(id);
       const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
       bool hit = false;
       for (uint32_t r = r0; r <= r1 && !hit; r++) hit = bad_rows.count(row_key(x.segment, r)) > 0;
-      if (!hit) continue;
+      if (hit) hits[{x.segment, x.offset}].push_back(id);
+    }
+    for (const auto& [where, ids] : hits) {
+      Extent x = state_.extent(ids[0]);
       bool rebuilt;
       if (ReadStored(x.segment, x.offset, x.length, x.crc, stored, &rebuilt).ok() &&
-          RelocateLocked(id, stored, x.length).ok())
-        rep.repaired++;
+          RelocateFrameLocked(ids, stored, x.length, /*repack=*/true).ok())
+        rep.repaired += ids.size();
     }
   }
   if (progress) progress(total, total, "done");

@@ -8,6 +8,8 @@
 //               for Apply and buffer shifts. Never held across device I/O by a writer.
 #pragma once
 
+#include <absl/container/flat_hash_set.h>
+
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -103,7 +105,11 @@ class PoolImpl final : public Pool {
   // parity on error. `*rebuilt` set when the bytes came from reconstruction.
   Status ReadStored(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out, bool* rebuilt);
   Status Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t crc, uint8_t* out);
+  // Decodes the logical 4 KiB block of extent `x` from its verified stored bytes (a frame's
+  // block: decompresses the frame). kCorruption if the bytes do not decode.
   Status DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* block);
+  // Decodes the whole frame of `x` (FrameBlocks(x) x 4 KiB into `frame`).
+  Status DecodeFrame(const Extent& x, const uint8_t* stored, uint8_t* frame);
   // Reads the stored bytes of every extent in one coalesced batch (one request per contiguous
   // device range, all in flight at once). (*slow)[i] is set where the bytes could not be read
   // or fail their CRC: the caller rebuilds those through ReadStored.
@@ -116,8 +122,12 @@ class PoolImpl final : public Pool {
   // per contiguous device range per member, all in flight at once, CRC-checked. (*slow)[i] is
   // set where range i could not be read or fails its CRC (callers rebuild those).
   void ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<bool>* slow);
-  void ReadExtentsBatch(const std::vector<Extent>& xs, std::vector<std::array<uint8_t, kBlockBytes>>* stored,
-                        std::vector<bool>* slow);
+  // Stored bytes of a batch of extents: at[i] points into one arena (not zeroed).
+  struct StoredBatch {
+    std::unique_ptr<uint8_t[]> arena;
+    std::vector<uint8_t*> at;
+  };
+  void ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow);
   // Reads the logical 4 KiB block of extent `id` (used under write_mu_). Repairs if rebuilt.
   Status ReadExtentBlockLocked(uint32_t id, uint8_t* block);
 
@@ -150,7 +160,12 @@ class PoolImpl final : public Pool {
   Status WriteJournalBatchLocked();
   Status CheckpointLocked();
   Status WriteSuperblocksLocked();
-  Status RelocateLocked(uint32_t id, const uint8_t* stored, uint32_t len);
+  // Relocates the extents `ids` that still point at the verified stored bytes `stored` (`len`
+  // bytes, one stored range) into the cold stream. A frame whose blocks are all among them moves
+  // as it is; otherwise, with `repack` (the caller passes every live block of the range: the
+  // cleaner, scrub), the live blocks are re-packed (decompressed, compressed again without the
+  // dead ones) so the dead bytes are not carried along. Ids that moved meanwhile are skipped.
+  Status RelocateFrameLocked(const std::vector<uint32_t>& ids, const uint8_t* stored, uint32_t len, bool repack);
   Status FailMemberLocked(uint32_t index, const Status& why);
   // Faults online members with kChecksumErrorsToFail or more proven checksum errors (as ZFS
   // faults a vdev with too many checksum errors): they are no longer trusted until replaced.
@@ -174,6 +189,7 @@ class PoolImpl final : public Pool {
   std::vector<uint64_t> stale_;  // per segment: bit i = member i's column is not valid
   MetaState state_;
   std::unique_ptr<BlockCodec> codec_;  // write path (write_mu_)
+  uint32_t frame_blocks_ = 1;          // compression unit of new writes, blocks
 
   std::mutex write_mu_;
   std::shared_mutex reclaim_mu_;
@@ -199,6 +215,12 @@ class PoolImpl final : public Pool {
   Status fatal_;
   bool closed_ = true;  // until OpenImpl succeeds
   std::atomic<uint64_t> repaired_{0};
+  // Chunks already charged as proven bad to their member (segment << 32 | row << 8 | column):
+  // a bad chunk counts once however often it is read before its repair. Bounded: cleared when
+  // full (a chunk may then count again; the member is noisy anyway).
+  static constexpr size_t kChargedChunksMax = 1u << 16;
+  std::mutex charged_mu_;
+  absl::flat_hash_set<uint64_t> charged_chunks_;
 
   std::thread bg_;
   std::mutex bg_mu_;

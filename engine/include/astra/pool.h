@@ -66,6 +66,12 @@ struct OpenOptions {
   // Test seam (issue 3): when set, every block's dedup fingerprint is this value, so every
   // write is a dedup candidate of every other: the byte comparison must tell them apart.
   std::optional<uint64_t> force_fingerprint;
+  // Compression unit, in 4 KiB blocks: new consecutive blocks of one Write are compressed
+  // together as one zstd frame of up to this many blocks (1..8; 0 = the default, 8, lowered so
+  // a frame never spans more than 3 stripes: at most 2 x k x chunk bytes). Only the writer
+  // uses it: pools hold frames of any size up to 8, whatever it is set to. Measurements of the
+  // unit's effect on ratio and speed: doc/data-reduction.md.
+  uint32_t compression_unit_blocks = 0;
 };
 
 enum class MemberState : uint8_t { kOnline = 0, kMissing = 1, kFailed = 2, kRebuilding = 3 };
