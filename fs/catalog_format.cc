@@ -1,6 +1,7 @@
 #include "catalog_format.h"
 
-#include <array>
+#include <isa-l/crc.h>
+
 #include <cassert>
 #include <cstring>
 
@@ -46,24 +47,16 @@ Timespec LoadTime(const char* p) {
   return Timespec{static_cast<int64_t>(LoadLe(p, 8)), static_cast<uint32_t>(LoadLe(p + 8, 4))};
 }
 
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-
 }  // namespace
 
 uint32_t Crc32c(const void* data, size_t n) {
-  static const std::array<uint32_t, 256> table = MakeCrcTable();
-  const auto* p = static_cast<const uint8_t*>(data);
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
+  // ISA-L's crc32_iscsi is CRC-32C without the standard pre/post inversion applied for us
+  // (runtime-dispatched SSE4.2/PCLMUL): seed ~0 and invert the result, giving the same value as
+  // the byte-at-a-time table this replaced (check value 0xE3069283 in catalog_format_test).
+  // The length is at most kInodeFixedBytes + kSymlinkBytesMax + kInodeCrcBytes, far below INT_MAX.
+  assert(n <= static_cast<size_t>(INT32_MAX));
+  return ~crc32_iscsi(static_cast<unsigned char*>(const_cast<void*>(data)), static_cast<int>(n),
+                      0xFFFFFFFFu);
 }
 
 std::string SuperKey() { return std::string(1, kSuperKind); }
