@@ -92,6 +92,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   // ACLs are stored as opaque xattrs; permission checks are the kernel's mode-bit checks.
   conn->want &= ~FUSE_CAP_POSIX_ACL;
+  // libfuse asks for atomic O_TRUNC by default: the kernel then expects OPEN to truncate and sends
+  // no SETATTR for open(O_TRUNC). Our open truncates nothing (and with kernel-side opens there is
+  // no OPEN at all), so the old bytes came back once the kernel dropped its cached size. Without
+  // it, the kernel truncates with SETATTR(size 0): FileSystem::SetAttr, one transaction.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   if (!(conn->want & FUSE_CAP_WRITEBACK_CACHE)) srv->opts.writeback_cache = false;
   srv->fs->set_writeback_cache(srv->opts.writeback_cache);
   spdlog::info("fuse: protocol {}.{}, max_write {} KiB, writeback cache {}", conn->proto_major,

@@ -513,6 +513,22 @@ TEST_F(PosixTest, AppendMode) {
   EXPECT_EQ(s.substr(500), "xyz");
 }
 
+// open(O_TRUNC) of an existing file must reach the file system, not only the kernel's cached size.
+TEST_F(PosixTest, OpenTruncateSurvivesCacheDrop) {
+  const std::string f = P("t");
+  ASSERT_TRUE(WriteFile(f, std::string(10000, 'a')));
+  const int fd = open(f.c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "new", 3), 3);
+  close(fd);
+  EXPECT_EQ(Stat(f).st_size, 3);
+  DropCache(f);
+  EXPECT_EQ(Stat(f).st_size, 3);
+  std::string s;
+  ASSERT_TRUE(ReadFile(f, &s));
+  EXPECT_EQ(s, "new");
+}
+
 TEST_F(PosixTest, DirectIo) {
   const std::string f = P("direct");
   const int fd = open(f.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0644);
