@@ -266,8 +266,6 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   fuse_reply_write(req, written);
 }
 
-void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
@@ -458,7 +456,12 @@ fuse_lowlevel_ops MakeOps() {
   ops.create = OpCreate;
   ops.read = OpRead;
   ops.write = OpWrite;
-  ops.flush = OpFlush;
+  // No flush handler: libfuse answers FLUSH with ENOSYS and the kernel stops sending it
+  // (fc->no_flush). The daemon keeps nothing per open file, and the kernel still writes the
+  // file's dirty pages back and reports their errors at close (fuse_flush does that before it
+  // would send FLUSH), so close(2) loses nothing and saves a round trip. fi->noflush would not do
+  // this: the kernel ignores it under the writeback cache, and without the cache it also skips
+  // that write-back at close.
   ops.release = OpRelease;
   ops.fsync = OpFsync;
   ops.opendir = OpOpendir;
