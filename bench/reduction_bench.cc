@@ -90,6 +90,7 @@ struct Config {
   astra::Compression compression = astra::Compression::kZstd;
   int level = 1;
   bool dedup = true;
+  uint32_t frame_blocks = 0;  // OpenOptions::compression_unit_blocks (0 = the engine default)
   bool ingest = true;
   bool unit_experiment = false;
   std::vector<uint32_t> units = {1, 2, 4, 8, 16, 32};
@@ -171,7 +172,9 @@ IngestResult Ingest(const Config& c, const std::vector<FileEntry>& files) {
   fo.dedup = c.dedup;
   fo.force = true;
   Check(astra::Pool::Format(devs, fo), "format");
-  auto p = astra::Pool::Open(std::move(devs));
+  astra::OpenOptions oo;
+  oo.compression_unit_blocks = c.frame_blocks;
+  auto p = astra::Pool::Open(std::move(devs), oo);
   if (!p.ok()) Die("open pool: " + p.status().ToString());
   std::unique_ptr<astra::Pool> pool = std::move(p).value();
 
@@ -332,7 +335,7 @@ std::string Json(const Config& c, const IngestResult* ir, const ExperimentResult
   o << "{\n  \"corpus\": \"" << c.corpus << "\",\n"
     << "  \"k\": " << c.k << ", \"m\": " << c.m << ",\n"
     << "  \"compression\": \"" << (c.compression == astra::Compression::kZstd ? "zstd" : "none") << "\",\n"
-    << "  \"level\": " << c.level << ",\n  \"dedup\": " << (c.dedup ? "true" : "false");
+    << "  \"level\": " << c.level << ",\n  \"frame_blocks\": " << c.frame_blocks << ",\n  \"dedup\": " << (c.dedup ? "true" : "false");
   if (ir) {
     const auto& s = ir->space;
     o << ",\n  \"ingest\": {\n"
@@ -435,7 +438,7 @@ void PrintTable(const Config& c, const IngestResult* ir, const ExperimentResult*
 void Usage() {
   std::fprintf(stderr,
                "usage: reduction_bench --corpus DIR --dir DIR [--file-mib N] [--compression zstd[:L]|none]\n"
-               "       [--dedup on|off] [--no-ingest] [--unit-experiment] [--units 1,4,8] [--json-out F] [--keep]\n");
+               "       [--dedup on|off] [--frame-blocks N] [--no-ingest] [--unit-experiment] [--units 1,4,8] [--json-out F] [--keep]\n");
   std::exit(2);
 }
 
@@ -465,6 +468,7 @@ int main(int argc, char** argv) {
       if (v != "on" && v != "off") Usage();
     } else if (a == "--no-ingest") c.ingest = false;
     else if (a == "--unit-experiment") c.unit_experiment = true;
+    else if (a == "--frame-blocks") c.frame_blocks = uint32_t(std::stoul(next()));
     else if (a == "--units") {
       c.units.clear();
       std::stringstream ss(next());

@@ -21,8 +21,11 @@
 #   REDUCTION_BENCH build/redbench/bench/reduction_bench
 #   WORK          /var/tmp/astra-redbench      member files, the tar, the zstd outputs, the borg repo
 #   FILE_MIB      2048                         size of each of the 6 sparse member files
-#   SETTINGS      "zstd:1:on zstd:1:off none:0:on"   compression:level:dedup per engine run
+#   SETTINGS      "zstd:1:on zstd:1:off none:0:on"   compression:level:dedup[:frame blocks] per engine
+#                                              run (frame blocks: the engine's compression unit,
+#                                              1..8; default the engine's, 8)
 #   UNITS         1,2,4,8,16,32                compression units (blocks) for the unit experiment
+#                                              ("none": skip the experiment)
 #   OUT           build/redbench/results/<timestamp>
 set -euo pipefail
 
@@ -94,13 +97,15 @@ rm -f "$TAR"
 # ---- 3. engine ----
 first=1
 for s in $SETTINGS; do
-  IFS=: read -r comp level dedup <<<"$s"
+  IFS=: read -r comp level dedup frames <<<"$s"
   spec=$comp; [[ $comp == zstd ]] && spec="zstd:$level"
   extra=()
-  [[ $first == 1 ]] && extra=(--unit-experiment --units "$UNITS")
-  echo "== reduction_bench $spec dedup=$dedup"
+  [[ $first == 1 && $UNITS != none ]] && extra=(--unit-experiment --units "$UNITS")
+  tag=$comp$level-$dedup
+  if [[ -n $frames ]]; then extra+=(--frame-blocks "$frames"); tag+="-f$frames"; fi
+  echo "== reduction_bench $spec dedup=$dedup ${frames:+frame blocks $frames}"
   "$BENCH" --corpus "$CORPUS" --dir "$WORK" --file-mib "$FILE_MIB" --compression "$spec" --dedup "$dedup" \
-    "${extra[@]}" --json-out "$OUT/engine-$comp$level-$dedup.json" | tee "$OUT/engine-$comp$level-$dedup.txt"
+    "${extra[@]}" --json-out "$OUT/engine-$tag.json" | tee "$OUT/engine-$tag.txt"
   first=0
 done
 echo "loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
@@ -108,8 +113,9 @@ echo "elapsed_s: $(( $(date +%s) - start ))" | tee -a "$OUT/env.txt"
 
 # ---- 4. summary ----
 set -- $SETTINGS
-IFS=: read -r comp level dedup <<<"$1"
-python3 - "$OUT" "engine-$comp$level-$dedup.json" <<'EOF' | tee "$OUT/summary.md"
+IFS=: read -r comp level dedup frames <<<"$1"
+head=engine-$comp$level-$dedup; [[ -n $frames ]] && head+="-f$frames"
+python3 - "$OUT" "$head.json" <<'EOF' | tee "$OUT/summary.md"
 import json, sys, os
 out, head = sys.argv[1], sys.argv[2]
 J = lambda n: json.load(open(os.path.join(out, n)))
@@ -134,7 +140,8 @@ for f in sorted(os.listdir(out)):
     if f.startswith("engine-") and f.endswith(".json"):
         e = J(f); i = e["ingest"]
         cname = f"zstd:{e['level']}" if e['compression'] == 'zstd' else 'none'
-        print(f"| AstraFS {cname} dedup {'on' if e['dedup'] else 'off'} | "
+        fb = e.get('frame_blocks', 0)
+        print(f"| AstraFS {cname} dedup {'on' if e['dedup'] else 'off'}{f' frame {fb}' if fb else ''} | "
               f"{i['stored_bytes']/MiB:.1f} | {i['ratio_file']:.3f} (logical/stored {i['ratio_engine']:.3f}) | {i['ingest_MBps']:.1f} |")
 if "unit_experiment" in eng:
     ue = eng["unit_experiment"]

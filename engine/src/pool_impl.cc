@@ -294,7 +294,10 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
     if (members_[i]->state != MemberState::kOnline)
       for (auto& s : stale_) s |= 1ull << i;
   batch_rows_ = std::max<uint32_t>(1, std::min<uint32_t>(StripesPerSegment(), (256u * 1024) / chunk_));
-  seg_buf_bytes_ = (uint64_t(batch_rows_) + 3) * StripeDataBytes();
+  // The buffer keeps keep_rows_ written stripes before the write pointer (an extent straddling
+  // it starts there: up to a whole frame back), a batch, and room for one more extent.
+  keep_rows_ = uint32_t((kStoredBytesMax + StripeDataBytes() - 1) / StripeDataBytes());
+  seg_buf_bytes_ = (uint64_t(batch_rows_) + 2 * keep_rows_ + 1) * StripeDataBytes();
   for (auto& st : streams_) st.buf = AllocAligned(seg_buf_bytes_);
   sealed_at_.assign(sb_.segments, 0);
   col_bufs_.clear();
@@ -934,7 +937,10 @@ uint32_t PoolImpl::ReserveSegments() const {
 
 const PoolImpl::OpenSegment* PoolImpl::BufferedStream(const Extent& x) const {
   for (const auto& st : streams_)
-    if (x.segment == st.seg && x.offset + x.length > st.disk_pos) return &st;
+    if (x.segment == st.seg && x.offset + x.length > st.disk_pos) {
+      assert(x.offset >= st.buf_base && "the buffer keeps every extent straddling disk_pos");
+      return &st;
+    }
   return nullptr;
 }
 
@@ -1015,8 +1021,10 @@ Status PoolImpl::WriteOutLocked(OpenSegment& os, bool pad_partial) {
     dirty_ = true;
     std::unique_lock<std::shared_mutex> l(mu_);
     os.disk_pos += uint64_t(nrows) * sdb;
-    // Keep one written stripe in the buffer: an extent (<= 4 KiB) straddling disk_pos starts there.
-    uint64_t new_base = os.disk_pos >= sdb ? os.disk_pos - sdb : 0;
+    // Keep keep_rows_ written stripes in the buffer: an extent (<= one frame) straddling
+    // disk_pos starts there.
+    const uint64_t keep = uint64_t(keep_rows_) * sdb;
+    uint64_t new_base = os.disk_pos >= keep ? os.disk_pos - keep : 0;
     if (new_base > os.buf_base) {
       std::memmove(os.buf.get(), os.buf.get() + (new_base - os.buf_base), os.pos - new_base);
       os.buf_base = new_base;

@@ -202,6 +202,7 @@ class PoolImpl final : public Pool {
   CleanerStats cleaner_;
   std::vector<AlignedBuf> col_bufs_;
   uint32_t batch_rows_ = 0;
+  uint32_t keep_rows_ = 1;          // written stripes kept in a stream's buffer before disk_pos
 
   Encoder pending_;                 // journal records applied but not yet journaled
   uint32_t pending_records_ = 0;

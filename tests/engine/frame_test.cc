@@ -93,6 +93,51 @@ TEST(FrameTest, FramesCompressBetterAndEveryBlockReadsBackAloneAndInRanges) {
   EXPECT_LT(stored[1], stored[0]) << "8-block frames must store less than single blocks";
 }
 
+// Frames of ~24 KiB (3/4 random bytes per block) are longer than a stripe of a 4+2 pool with
+// 4 KiB chunks (16 KiB): one straddling the devices' write pointer starts more than a stripe
+// before it, and reads of it served from the write buffer must still find all of its bytes.
+TEST(FrameTest, LongFramesStraddlingTheWritePointerReadBackBeforeAndAfterFlush) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  FormatOptions fo = SmallFormat();
+  fo.segment_column_bytes = 1u << 20;  // 4 MiB segments: stripe batches are written before a segment fills
+  ASSERT_TRUE(Pool::Format(devs, fo).ok());
+  auto p = OpenPool(mp);
+  ASSERT_TRUE(p);
+  const uint32_t blocks = 1024;  // 4 MiB logical, ~3 MiB stored: several write-outs
+  std::vector<uint8_t> data(blocks * 4096ull);
+  std::mt19937_64 r(77);
+  for (uint32_t i = 0; i < blocks; i++) {
+    uint8_t* b = &data[i * 4096ull];
+    for (int j = 0; j < 3072; j += 8) {
+      uint64_t v = r();
+      std::memcpy(b + j, &v, 8);
+    }
+    std::memset(b + 3072, int(i & 0xff), 1024);
+  }
+  std::vector<uint8_t> got(blocks * 4096ull);
+  for (uint32_t b = 0; b < blocks; b += 32) {
+    ASSERT_TRUE(p->Write(1, b, 32, &data[b * 4096ull]).ok());
+    // Right after each write: whatever straddles the write pointer is read from the buffer.
+    for (uint32_t from = b >= 480 ? b - 480 : 0; from < b + 32; from += 128) {
+      const uint32_t n = std::min<uint32_t>(128, b + 32 - from);
+      Status s = p->Read(1, from, n, got.data());
+      ASSERT_TRUE(s.ok()) << "after writing block " << b << ": " << s.ToString();
+      ASSERT_EQ(0, memcmp(got.data(), &data[from * 4096ull], n * 4096ull)) << "blocks from " << from;
+    }
+  }
+  ASSERT_TRUE(p->Flush().ok());
+  for (uint32_t b = 0; b < blocks; b += 256) {
+    ASSERT_TRUE(p->Read(1, b, 256, &got[b * 4096ull]).ok());
+  }
+  ASSERT_EQ(0, memcmp(got.data(), data.data(), data.size()));
+  auto st = p->GetStatus();
+  EXPECT_LT(st.space.stored_bytes, uint64_t(blocks) * 4096 * 7 / 8) << "frames were not compressed";
+  auto rep = p->Check(false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean()) << rep->problems[0];
+}
+
 TEST(FrameTest, DedupSharesOneBlockOfAFrameAndKeepsItWhenTheFrameIsOverwritten) {
   MemPool mp(6);
   auto devs = mp.Devices();
