@@ -2181,6 +2181,27 @@ Status PoolImpl::ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, cons
   return CheckpointLocked();
 }
 
+ObjectSpaceStats PoolImpl::GetObjectSpace(ObjectId obj) {
+  ObjectSpaceStats o;
+  std::shared_lock<std::shared_mutex> l(mu_);
+  double stored = 0, dedup = 0, comp = 0;
+  const auto& map = state_.map();
+  for (auto it = map.lower_bound(MapKey{obj, 0}); it != map.end() && it->first.obj == obj; ++it) {
+    const Extent& x = state_.extent(it->second);
+    const double refs = std::max<uint32_t>(x.refs, 1), charge = ExtentCharge(x);
+    o.logical_bytes += kBlockBytes;
+    stored += charge / refs;
+    dedup += kBlockBytes * (refs - 1) / refs;
+    comp += (double(kBlockBytes) - std::min<double>(charge, kBlockBytes)) / refs;
+    if (x.refs <= 1) o.exclusive_stored_bytes += uint64_t(charge);
+  }
+  o.stored_bytes = uint64_t(stored + 0.5);
+  o.dedup_saved_bytes = uint64_t(dedup + 0.5);
+  o.compression_saved_bytes = uint64_t(comp + 0.5);
+  o.data_reduction_ratio = o.stored_bytes ? double(o.logical_bytes) / double(o.stored_bytes) : 1.0;
+  return o;
+}
+
 PoolStatus PoolImpl::GetStatus() {
   PoolStatus st;
   std::shared_lock<std::shared_mutex> l(mu_);

@@ -63,6 +63,7 @@ class PoolImpl final : public Pool {
   Status FailMember(uint32_t index) override;
   Result<CleanerStats> CollectGarbage(const ProgressFn& progress) override;
   PoolStatus GetStatus() override;
+  ObjectSpaceStats GetObjectSpace(ObjectId obj) override;
 
  private:
   struct Member {

@@ -244,5 +244,45 @@ TEST(PoolTest, SameBytesInThreeObjectsAreStoredOnce) {
   EXPECT_EQ(p->GetStatus().space.stored_bytes, 0u);
   EXPECT_TRUE(p->Check(false)->clean());
 }
+
+// Per-object (per-volume) accounting: shared bytes divided among their references, so the
+// objects' figures add up to the pool's; exclusive bytes are what only one object holds.
+TEST(PoolTest, PerObjectSpaceAddsUpToThePool) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  std::vector<uint8_t> buf(64 * 4096);
+  for (int i = 0; i < 32; i++) FillBlock(&buf[i * 4096ull], 600 + i);              // incompressible
+  for (int i = 32; i < 64; i++) FillBlock(&buf[i * 4096ull], 700 + i, true);        // compressible
+  ASSERT_TRUE(p->Write(201, 0, 64, buf.data()).ok());
+  ASSERT_TRUE(p->Write(202, 10, 16, buf.data()).ok());  // 16 incompressible blocks shared with 201
+  std::vector<uint8_t> own(8 * 4096);
+  for (int i = 0; i < 8; i++) FillBlock(&own[i * 4096ull], 900 + i);
+  ASSERT_TRUE(p->Write(202, 100, 8, own.data()).ok());  // 8 blocks only 202 has
+  const SpaceStats pool = p->GetStatus().space;
+  const ObjectSpaceStats a = p->GetObjectSpace(201), b = p->GetObjectSpace(202), none = p->GetObjectSpace(999);
+  EXPECT_EQ(a.logical_bytes, 64u * 4096);
+  EXPECT_EQ(b.logical_bytes, 24u * 4096);
+  EXPECT_EQ(none.logical_bytes, 0u);
+  EXPECT_EQ(none.stored_bytes, 0u);
+  EXPECT_EQ(a.logical_bytes + b.logical_bytes, pool.logical_bytes);
+  EXPECT_NEAR(double(a.stored_bytes + b.stored_bytes), double(pool.stored_bytes), 2.0);
+  EXPECT_NEAR(double(a.dedup_saved_bytes + b.dedup_saved_bytes), double(pool.dedup_saved_bytes), 2.0);
+  EXPECT_NEAR(double(a.compression_saved_bytes + b.compression_saved_bytes), double(pool.compression_saved_bytes), 2.0);
+  EXPECT_EQ(a.dedup_saved_bytes, 8u * 4096);  // 16 shared blocks, half each
+  EXPECT_EQ(b.dedup_saved_bytes, 8u * 4096);
+  EXPECT_EQ(b.exclusive_stored_bytes, 8u * 4096);  // the shared ones belong to both, not to b alone
+  EXPECT_EQ(b.stored_bytes, 8u * 4096 + 8u * 4096);
+  EXPECT_GT(a.compression_saved_bytes, 16u * 4096);
+  EXPECT_GT(a.data_reduction_ratio, 1.3);
+  // Deleting 201 frees its exclusive bytes; 202 then holds the shared blocks alone.
+  ASSERT_TRUE(p->Trim(201, 0, 64).ok());
+  const ObjectSpaceStats b2 = p->GetObjectSpace(202);
+  EXPECT_EQ(p->GetStatus().space.stored_bytes, b2.stored_bytes);
+  EXPECT_EQ(pool.stored_bytes - p->GetStatus().space.stored_bytes, a.exclusive_stored_bytes);
+  EXPECT_EQ(b2.exclusive_stored_bytes, 24u * 4096);
+  EXPECT_EQ(b2.dedup_saved_bytes, 0u);
+}
 }  // namespace
 }  // namespace astra::test

@@ -85,6 +85,18 @@ struct MemberStatus {
   uint64_t read_errors = 0, write_errors = 0, checksum_errors = 0;
 };
 
+// Space accounting of one object (a block volume, a file), for per-volume status. Shared stored
+// bytes are divided among the blocks that reference them, so summed over every object these
+// equal the pool's SpaceStats figures of the same name.
+struct ObjectSpaceStats {
+  uint64_t logical_bytes = 0;            // mapped blocks * 4096 (holes excluded)
+  uint64_t stored_bytes = 0;             // this object's share of stored bytes (shared extents divided by references)
+  uint64_t exclusive_stored_bytes = 0;   // stored bytes only this object references (what deleting it frees, at most)
+  uint64_t dedup_saved_bytes = 0;        // sum over blocks of 4096 * (refs - 1) / refs
+  uint64_t compression_saved_bytes = 0;  // sum over blocks of (4096 - stored charge) / refs
+  double data_reduction_ratio = 1.0;     // logical / stored
+};
+
 struct SpaceStats {
   uint64_t logical_bytes = 0;          // referenced user blocks * 4096 (holes excluded)
   uint64_t stored_bytes = 0;           // data bytes of live extents on disk, before parity
@@ -197,6 +209,9 @@ class Pool {
   virtual std::optional<uint64_t> NextMappedBlock(ObjectId obj, uint64_t block) = 0;
   // Number of mapped (non-hole) blocks in an object (st_blocks).
   virtual uint64_t ObjectMappedBlocks(ObjectId obj) = 0;
+  // Space accounting of one object (see ObjectSpaceStats). Walks the object's block map: O(mapped
+  // blocks) under the metadata lock (readers wait, writers too); meant for status, not hot paths.
+  virtual ObjectSpaceStats GetObjectSpace(ObjectId obj) = 0;
 
   // ---- Catalogue ----
   virtual Result<std::string> Get(std::string_view key) = 0;  // kNotFound if absent
