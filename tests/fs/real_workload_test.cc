@@ -277,8 +277,9 @@ TEST(RealWorkloadTest, LinuxSourceTarballMatchesNativeDisk) {
     ASSERT_TRUE(Manifest(mnt, tmp.path() + "/mount1", &got, &error)) << error;
     Report("manifest of the mount", SecondsSince(t0));
     EXPECT_EQ(compare(want, got), "") << "before remount";
-    RunCmd("df -h --output=size,used,avail '" + mnt + "'", &out);
-    printf("%s", out.c_str());
+    RunCmd("df -h --output=size,used,avail '" + mnt + "' && du -ch " + tmp.path() + "/m? | tail -1",
+           &out);
+    printf("%s(last line: the pool's member files on disk)\n", out.c_str());
     t0 = Clock::now();
     ASSERT_EQ(m.Unmount(), 0) << m.Log();
     Report("unmount", SecondsSince(t0));
