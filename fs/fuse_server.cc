@@ -27,13 +27,14 @@ struct Server {
   FileSystem* fs = nullptr;
   ServeOptions opts;
   std::atomic<fuse_session*> se{nullptr};
+  // Set in init when the kernel offers zero-message opens (FUSE_CAP_NO_OPEN_SUPPORT): open and
+  // create then answer ENOSYS, so the kernel opens regular files itself (no OPEN, no RELEASE)
+  // and creates them with MKNOD. Read-only after init.
+  bool kernel_opens = false;
 };
 
 Server* S(fuse_req_t req) { return static_cast<Server*>(fuse_req_userdata(req)); }
 FileSystem* F(fuse_req_t req) { return S(req)->fs; }
-
-// File handle flags kept in fuse_file_info::fh for regular files (no per-file descriptor).
-constexpr uint64_t kFhAppend = 1;
 
 struct DirHandle {
   std::mutex mu;
@@ -98,9 +99,14 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // it, the kernel truncates with SETATTR(size 0): FileSystem::SetAttr, one transaction.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   if (!(conn->want & FUSE_CAP_WRITEBACK_CACHE)) srv->opts.writeback_cache = false;
+  // The daemon keeps nothing per open regular file (no descriptor, no handle state: O_APPEND comes
+  // with every write in fi->flags), so the kernel may open and close files without asking us.
+  srv->kernel_opens = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
   srv->fs->set_writeback_cache(srv->opts.writeback_cache);
-  spdlog::info("fuse: protocol {}.{}, max_write {} KiB, writeback cache {}", conn->proto_major,
-               conn->proto_minor, conn->max_write / 1024, srv->opts.writeback_cache ? "on" : "off");
+  spdlog::info("fuse: protocol {}.{}, max_write {} KiB, writeback cache {}, opens {}",
+               conn->proto_major, conn->proto_minor, conn->max_write / 1024,
+               srv->opts.writeback_cache ? "on" : "off",
+               srv->kernel_opens ? "in the kernel" : "in the daemon");
 }
 
 void OpDestroy(void* userdata) { static_cast<Server*>(userdata)->fs->Shutdown(); }
@@ -207,32 +213,43 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   ReplyEntry(req, a);
 }
 
-void SetupOpen(fuse_req_t req, fuse_file_info* fi) {
-  fi->fh = 0;
-  // With the writeback cache the kernel positions O_APPEND writes itself (and may read a file
-  // opened write-only to fill partial pages); otherwise appends are positioned here.
-  if ((fi->flags & O_APPEND) && !S(req)->opts.writeback_cache) fi->fh |= kFhAppend;
-  // Every change goes through this kernel: cached pages stay valid across opens.
+void SetupOpen(fuse_file_info* fi) {
+  fi->fh = 0;  // no per-file state
+  // Every change goes through this kernel: cached pages stay valid across opens (also the
+  // kernel's default when it opens files itself).
   fi->keep_cache = 1;
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (S(req)->kernel_opens) {
+    // The kernel takes ENOSYS as "opened" and stops sending OPEN/RELEASE for regular files
+    // (fc->no_open). Nothing is checked here that the kernel does not check itself: EISDIR and
+    // EROFS are refused by the VFS before an open reaches us.
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   if (int err = F(req)->Open(ino, fi->flags)) {
     fuse_reply_err(req, err);
     return;
   }
-  SetupOpen(req, fi);
+  SetupOpen(fi);
   fuse_reply_open(req, fi);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
+  if (S(req)->kernel_opens) {
+    // Nothing created: the kernel then uses MKNOD + its own open for every O_CREAT
+    // (fc->no_create), one round trip instead of CREATE + RELEASE.
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   Attr a;
   if (int err = F(req)->Create(parent, name, S_IFREG | (mode & 07777), 0, "", CallerOf(req), &a)) {
     fuse_reply_err(req, err);
     return;
   }
-  SetupOpen(req, fi);
+  SetupOpen(fi);
   fuse_entry_param e{};
   e.ino = a.st.st_ino;
   e.generation = a.generation;
@@ -258,8 +275,12 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   size_t written = 0;
-  if (int err = F(req)->Write(ino, static_cast<uint64_t>(off), buf, size, (fi->fh & kFhAppend) != 0,
-                              &written)) {
+  // With the writeback cache the kernel positions O_APPEND writes itself (and may read a file
+  // opened write-only to fill partial pages); otherwise appends are positioned here. The kernel
+  // sends the file's open flags with every write (fuse_write_in.flags), also when it opened the
+  // file itself.
+  const bool append = (fi->flags & O_APPEND) && !S(req)->opts.writeback_cache;
+  if (int err = F(req)->Write(ino, static_cast<uint64_t>(off), buf, size, append, &written)) {
     fuse_reply_err(req, err);
     return;
   }

@@ -732,5 +732,46 @@ TEST_F(PosixTest, WriteByNonOwnerClearsSetuid) {
   EXPECT_EQ(Stat(f).st_mode & S_ISUID, 0u);
 }
 
+// Without the writeback cache the daemon positions O_APPEND writes at its own EOF. The kernel opens
+// regular files itself (no OPEN, so no per-open handle), and the flag comes with every WRITE.
+TEST(PosixNoWritebackCacheTest, AppendTruncateAndPlainWritesAfterKernelOpens) {
+  TempDir tmp;
+  std::string error;
+  const std::string devs = FormatPool(tmp.path(), 6, 256ull << 20, &error);
+  ASSERT_FALSE(devs.empty()) << error;
+  const std::string mnt = tmp.path() + "/mnt";
+  Mount m(devs, mnt, {"no_writeback_cache"});
+  ASSERT_TRUE(m.Start()) << m.Log();
+  const std::string f = mnt + "/log";
+  const int a = open(f.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const int b = open(f.c_str(), O_WRONLY | O_APPEND);
+  const int w = open(f.c_str(), O_WRONLY);  // no O_APPEND: writes where it is told
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_GE(w, 0);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(write(i % 2 ? a : b, "0123456789", 10), 10);
+  }
+  ASSERT_EQ(pwrite(w, "AB", 2, 0), 2);
+  ASSERT_EQ(write(a, "xyz", 3), 3);
+  close(a);
+  close(b);
+  close(w);
+  std::string s;
+  ASSERT_TRUE(ReadFile(f, &s));
+  ASSERT_EQ(s.size(), 503u);
+  EXPECT_EQ(s.substr(0, 10), "AB23456789");
+  for (int i = 1; i < 50; ++i) EXPECT_EQ(s.substr(i * 10, 10), "0123456789");
+  EXPECT_EQ(s.substr(500), "xyz");
+  const int t = open(f.c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(t, 0);
+  close(t);
+  DropCache(f);
+  EXPECT_EQ(Stat(f).st_size, 0);
+  EXPECT_EQ(open(mnt.c_str(), O_WRONLY), -1);
+  EXPECT_EQ(errno, EISDIR);
+  EXPECT_EQ(m.Unmount(), 0) << m.Log();
+}
+
 }  // namespace
 }  // namespace astra::fs::test
