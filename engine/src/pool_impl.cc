@@ -1305,25 +1305,72 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
     ASTRA_RETURN_IF_ERROR(EnsureSpaceLocked(uint64_t(count) * kBlockBytes, freed));
   }
   // Dedup candidates already on the devices are read in one coalesced batch, not one by one.
+  // Candidates in one frame share one read and one decompression.
   absl::flat_hash_map<uint32_t, std::array<uint8_t, kBlockBytes>> prefetched;
   if (sb_.dedup) {
     std::vector<uint32_t> ids;
-    std::vector<Extent> xs;
+    std::vector<Extent> ranges;
+    std::vector<uint32_t> range_of;  // per id
+    absl::flat_hash_map<uint64_t, uint32_t> range_at;  // segment << 32 | offset -> range
     for (uint32_t i = 0; i < count; i++) {
       if (!fps[i] || is_new[i]) continue;
       uint32_t c = state_.DedupLookup(fps[i]);
-      if (c == kHoleId || BufferedStream(state_.extent(c)) || std::find(ids.begin(), ids.end(), c) != ids.end())
-        continue;
+      if (c == kHoleId || std::find(ids.begin(), ids.end(), c) != ids.end()) continue;
+      const Extent& x = state_.extent(c);
+      auto [it, fresh] = range_at.try_emplace((uint64_t(x.segment) << 32) | x.offset, uint32_t(ranges.size()));
+      if (fresh) ranges.push_back(x);
       ids.push_back(c);
-      xs.push_back(state_.extent(c));
+      range_of.push_back(it->second);
     }
     if (!ids.empty()) {
+      // Ranges still in a stream's buffer are copied from it (write_mu_ is held: the buffers
+      // cannot change); the others are read from the devices in one batch.
+      std::vector<Extent> dev_ranges;
+      std::vector<uint32_t> dev_index(ranges.size(), UINT32_MAX);
+      for (uint32_t r = 0; r < ranges.size(); r++)
+        if (!BufferedStream(ranges[r])) {
+          dev_index[r] = uint32_t(dev_ranges.size());
+          dev_ranges.push_back(ranges[r]);
+        }
+      StoredBatch from_dev;
+      std::vector<bool> dev_slow;
+      if (!dev_ranges.empty()) ReadExtentsBatch(dev_ranges, &from_dev, &dev_slow);
       StoredBatch stored;
-      std::vector<bool> slow;
-      ReadExtentsBatch(xs, &stored, &slow);
-      for (size_t j = 0; j < ids.size(); j++)
-        if (!slow[j] && DecodeBlock(xs[j], stored.at[j], prefetched[ids[j]].data()).ok()) continue;
-        else prefetched.erase(ids[j]);  // the slow path (rebuild and repair) handles it below
+      uint64_t total = 0;
+      for (const Extent& x : ranges) total += x.length;
+      stored.arena.reset(new uint8_t[total]);
+      stored.at.resize(ranges.size());
+      std::vector<bool> slow(ranges.size(), false);
+      uint64_t at = 0;
+      for (uint32_t r = 0; r < ranges.size(); r++) {
+        const Extent& x = ranges[r];
+        stored.at[r] = stored.arena.get() + at;
+        at += x.length;
+        if (dev_index[r] != UINT32_MAX) {
+          slow[r] = dev_slow[dev_index[r]];
+          if (!slow[r]) std::memcpy(stored.at[r], from_dev.at[dev_index[r]], x.length);
+          continue;
+        }
+        const OpenSegment* os = BufferedStream(x);
+        std::memcpy(stored.at[r], os->buf.get() + (x.offset - os->buf_base), x.length);
+        slow[r] = Crc32c(stored.at[r], x.length) != x.crc;
+      }
+      std::unique_ptr<uint8_t[]> frame(new uint8_t[kStoredBytesMax]);
+      uint32_t decoded = UINT32_MAX;
+      for (size_t j = 0; j < ids.size(); j++) {
+        const uint32_t r = range_of[j];
+        if (slow[r]) continue;  // the slow path (rebuild and repair) handles it below
+        const Extent& x = state_.extent(ids[j]);
+        if (FrameBlocks(x) == 1) {
+          if (!DecodeBlock(x, stored.at[r], prefetched[ids[j]].data()).ok()) prefetched.erase(ids[j]);
+          continue;
+        }
+        if (decoded != r) {
+          if (!DecodeFrame(x, stored.at[r], frame.get()).ok()) continue;
+          decoded = r;
+        }
+        std::memcpy(prefetched[ids[j]].data(), frame.get() + uint64_t(FrameIndex(x)) * kBlockBytes, kBlockBytes);
+      }
     }
   }
   std::vector<uint32_t> ids(count, kHoleId);
