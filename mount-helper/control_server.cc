@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "astra/device.h"
+#include "volume_space.h"
 
 namespace astra::mount {
 
@@ -299,6 +300,20 @@ void ControlServer::Handle(Connection *c) {
 
 std::string ControlServer::Dispatch(int fd, const control::Request &r) {
   if (r.command == "status") return DoStatus();
+  if (control::IsVolumeCommand(r.command)) {  // block volumes: not under op_mu_ (they are quick)
+    if (!volume_handler_) {
+      return control::ErrorLine(Status::NotSupported("this daemon exports no block volumes"));
+    }
+    control::JsonString s;
+    Status st;
+    {
+      tools::JsonWriter j(s.file(), /*compact=*/true);
+      ResultHeader(j, r.command);
+      st = volume_handler_(r, j);
+      j.EndObject();
+    }
+    return st.ok() ? s.str() : control::ErrorLine(st);
+  }
   // The long operations change the pool: not on a read-only mount, one at a
   // time.
   if (pool_.GetStatus().read_only) {
@@ -343,11 +358,20 @@ void ControlServer::ResultHeader(tools::JsonWriter &j, const std::string &comman
 
 std::string ControlServer::DoStatus() {
   const PoolStatus ps = pool_.GetStatus();
+  // Per-volume figures (protocol 1, additive): "volumes" and "volumes_not_listed", or
+  // "volumes_error" when the catalogue cannot be listed (the pool status is still sent).
+  auto volumes = tools::ListVolumes(pool_, ps.data_shards, ps.parity_shards);
+  if (!volumes.ok()) spdlog::warn("control: listing volumes: {}", volumes.status().ToString());
   control::JsonString s;
   {
     tools::JsonWriter j(s.file(), /*compact=*/true);
     ResultHeader(j, "status");
     control::WritePoolStatus(j, "status", ps);
+    if (volumes.ok()) {
+      tools::WriteVolumeList(j, *volumes);
+    } else {
+      j.String("volumes_error", volumes.status().ToString());
+    }
     j.EndObject();
   }
   return s.str();

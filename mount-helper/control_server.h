@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,13 @@ class ControlServer {
 
   const std::string &socket_path() const { return path_; }
 
+  // Serves the block-volume commands (control::IsVolumeCommand: export, unexport, exports; see
+  // mount-helper/volume_exports.h): writes its fields into the result object after the header,
+  // or returns the error to send. Without one those commands get kNotSupported. Set before
+  // Start(); called on connection threads, concurrently.
+  using VolumeHandler = std::function<Status(const control::Request &, tools::JsonWriter &)>;
+  void SetVolumeHandler(VolumeHandler h) { volume_handler_ = std::move(h); }
+
  private:
   struct Connection {
     int fd = -1;
@@ -69,7 +77,7 @@ class ControlServer {
   // The command handlers: write progress lines to `fd` and return the result
   // line (or an error line). The long ones run under op_mu_.
   std::string Dispatch(int fd, const control::Request &r);
-  std::string DoStatus();
+  std::string DoStatus();  // the pool status and the per-volume figures
   std::string DoScrub(int fd);
   std::string DoGc(int fd);
   std::string DoReplace(int fd, const control::Request &r);
@@ -91,6 +99,7 @@ class ControlServer {
   std::mutex running_mu_;   // guards running_op_
   std::string running_op_;  // the operation holding op_mu_ ("" when none)
   bool started_ = false;
+  VolumeHandler volume_handler_;
 };
 
 }  // namespace astra::mount

@@ -21,6 +21,7 @@
 #include "astra/pool.h"
 #include "cli_common.h"
 #include "control_client.h"
+#include "volume_space.h"
 
 namespace {
 
@@ -142,7 +143,10 @@ const char* CompressionName(astra::Compression c) {
 // ---- status ----
 
 // `mountpoint` is set when the status came from a mount's daemon (then "mountpoint" is a key).
-void PrintStatusJson(const astra::PoolStatus& ps, const std::string& mountpoint = {}) {
+// `volumes` is null when they are unknown (a daemon from before per-volume figures, or the
+// catalogue could not be listed): then there is no "volumes" key.
+void PrintStatusJson(const astra::PoolStatus& ps, const tools::VolumeList* volumes,
+                     const std::string& mountpoint) {
   tools::JsonWriter j(stdout);
   j.BeginObject();
   j.String("pool_uuid", ps.pool_uuid);
@@ -190,10 +194,45 @@ void PrintStatusJson(const astra::PoolStatus& ps, const std::string& mountpoint 
       .Uint("bytes_relocated", ps.cleaner.bytes_relocated)
       .Uint("segments_trimmed", ps.cleaner.segments_trimmed)
       .EndObject();
+  if (volumes != nullptr) tools::WriteVolumeList(j, *volumes);
   j.EndObject();
 }
 
-void PrintStatusText(const astra::PoolStatus& ps, const std::string& mountpoint = {}) {
+// One line per volume, names last (they are up to 64 bytes). Sizes human-readable; --json has
+// the exact bytes.
+void PrintVolumesText(const tools::VolumeList& list) {
+  if (list.volumes.empty() && list.not_listed == 0) {
+    std::printf("  volumes:      none\n");
+    return;
+  }
+  std::printf("  volumes:      %zu (stored: shared blocks divided among their references)\n",
+              list.volumes.size() + size_t(list.not_listed));
+  std::printf("    %10s %10s %10s %10s %10s %10s %10s %10s %6s  %s\n", "size", "logical",
+              "stored", "exclusive", "raw", "zero-sav", "dedup-sav", "compr-sav", "ratio",
+              "name (object)");
+  for (const tools::VolumeSpace& v : list.volumes) {
+    if (!v.error.empty()) {
+      std::printf("    bad record: %s: %s\n", v.name.c_str(), v.error.c_str());
+      continue;
+    }
+    const astra::ObjectSpaceStats& o = v.space;
+    std::printf("    %10s %10s %10s %10s %10s %10s %10s %10s %6.2f  %s (%llu)\n",
+                tools::HumanBytes(v.size_bytes).c_str(), tools::HumanBytes(o.logical_bytes).c_str(),
+                tools::HumanBytes(o.stored_bytes).c_str(),
+                tools::HumanBytes(o.exclusive_stored_bytes).c_str(),
+                tools::HumanBytes(v.raw_bytes).c_str(), tools::HumanBytes(v.zero_saved_bytes).c_str(),
+                tools::HumanBytes(o.dedup_saved_bytes).c_str(),
+                tools::HumanBytes(o.compression_saved_bytes).c_str(), o.data_reduction_ratio,
+                v.name.c_str(), static_cast<unsigned long long>(v.object));
+  }
+  if (list.not_listed != 0) {
+    std::printf("    ... and %llu more volume(s), not listed (at most %zu are)\n",
+                static_cast<unsigned long long>(list.not_listed), tools::kVolumesListedMax);
+  }
+}
+
+void PrintStatusText(const astra::PoolStatus& ps, const tools::VolumeList* volumes,
+                     const std::string& mountpoint) {
   uint32_t offline = 0;
   for (const auto& m : ps.member_status) offline += m.state != astra::MemberState::kOnline;
   std::printf("pool %s\n", ps.pool_uuid.c_str());
@@ -248,6 +287,16 @@ void PrintStatusText(const astra::PoolStatus& ps, const std::string& mountpoint 
               static_cast<unsigned long long>(ps.cleaner.segments_cleaned),
               tools::HumanBytes(ps.cleaner.bytes_relocated).c_str(),
               static_cast<unsigned long long>(ps.cleaner.segments_trimmed));
+  if (volumes != nullptr) PrintVolumesText(*volumes);
+}
+
+void PrintStatus(const Common& c, const astra::PoolStatus& ps, const tools::VolumeList* volumes,
+                 const std::string& mountpoint = {}) {
+  if (c.json) {
+    PrintStatusJson(ps, volumes, mountpoint);
+  } else {
+    PrintStatusText(ps, volumes, mountpoint);
+  }
 }
 
 // ---- mounted pools: through the mount daemon's control socket ----
@@ -326,12 +375,27 @@ int StatusOfMountpoint(const Common& c, const std::string& dir) {
   auto res = CallMount(c, *m, req, nullptr);
   Result<astra::PoolStatus> ps = res.ok() ? ResultStatus(*res) : Result<astra::PoolStatus>(res.status());
   if (ps.ok()) {
-    if (c.json) {
-      PrintStatusJson(*ps, m->mountpoint);
-    } else {
-      PrintStatusText(*ps, m->mountpoint);
+    auto volumes = control::ReadVolumeList(*res);
+    if (volumes.ok()) {
+      PrintStatus(c, *ps, &*volumes, m->mountpoint);
+      return kExitOk;
     }
-    return kExitOk;
+    PrintStatus(c, *ps, nullptr, m->mountpoint);
+    auto daemon_error = control::GetString(*res, "volumes_error");
+    if (daemon_error.ok()) {
+      spdlog::error("the daemon could not list the volumes: {}", *daemon_error);
+      return kExitError;
+    }
+    if (volumes.status().code() == Status::Code::kNotFound) {
+      // Protocol 1 from before per-volume figures: the rest of the status is complete.
+      spdlog::warn(
+          "the daemon serving {} reports no per-volume figures (an astrafs-mount older than "
+          "this astrafs); remount with the current one to see them",
+          m->mountpoint);
+      return kExitOk;
+    }
+    spdlog::error("bad volumes in the daemon's status result: {}", volumes.status().message());
+    return kExitError;
   }
   struct statvfs sv;
   const bool have_statfs = ::statvfs(m->mountpoint.c_str(), &sv) == 0;
@@ -384,12 +448,13 @@ int CmdStatus(int argc, char** argv) {
   auto pool = OpenPool(*devs, /*read_only=*/true);
   if (!pool.ok()) return kExitError;
   const astra::PoolStatus ps = (*pool)->GetStatus();
+  auto volumes = tools::ListVolumes(**pool, ps.data_shards, ps.parity_shards);
   Status s = (*pool)->Close();
   if (!s.ok()) spdlog::warn("closing the pool: {}", s.ToString());
-  if (c->json) {
-    PrintStatusJson(ps);
-  } else {
-    PrintStatusText(ps);
+  PrintStatus(*c, ps, volumes.ok() ? &*volumes : nullptr);
+  if (!volumes.ok()) {
+    spdlog::error("cannot list the volumes: {}", volumes.status().ToString());
+    return kExitError;
   }
   return kExitOk;
 }

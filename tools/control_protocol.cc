@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 namespace astra::control {
 
@@ -323,6 +324,47 @@ std::string JsonString::str() {
 
 // ---- Requests ----
 
+bool IsVolumeCommand(std::string_view command) {
+  return command == "export" || command == "unexport" || command == "exports";
+}
+
+namespace {
+
+// The fields of export / unexport (exports has none). Optional ones keep Request's defaults.
+Result<Request> DecodeVolumeRequest(const JsonValue &v, Request r) {
+  auto opt_uint = [&](std::string_view key, uint64_t max, auto *out) -> Status {
+    if (v.Find(key) == nullptr) return Status::Ok();
+    auto x = GetUint(v, key);
+    if (!x.ok()) return x.status();
+    if (*x > max) return Status::InvalidArgument("\"" + std::string(key) + "\" is out of range");
+    *out = static_cast<std::remove_pointer_t<decltype(out)>>(*x);
+    return Status::Ok();
+  };
+  if (r.command == "unexport") {
+    auto d = GetUint(v, "device");
+    if (!d.ok()) return d.status();
+    if (*d > UINT32_MAX) return Status::InvalidArgument("\"device\" is out of range");
+    r.device = uint32_t(*d);
+    return r;
+  }
+  if (r.command == "exports") return r;
+  auto vol = GetString(v, "volume");
+  if (!vol.ok()) return vol.status();
+  r.volume = *vol;
+  ASTRA_RETURN_IF_ERROR(opt_uint("size", UINT64_MAX, &r.size_bytes));
+  ASTRA_RETURN_IF_ERROR(opt_uint("queues", 1024, &r.queues));
+  ASTRA_RETURN_IF_ERROR(opt_uint("depth", 65536, &r.depth));
+  ASTRA_RETURN_IF_ERROR(opt_uint("workers", 1024, &r.workers));
+  if (v.Find("buffer_copy") != nullptr) {
+    auto b = GetBool(v, "buffer_copy");
+    if (!b.ok()) return b.status();
+    r.buffer_copy = *b;
+  }
+  return r;
+}
+
+}  // namespace
+
 std::string EncodeRequest(const Request &r) {
   JsonString s;
   {
@@ -337,6 +379,12 @@ std::string EncodeRequest(const Request &r) {
       j.Uint("size", r.size_bytes);
       j.Bool("force", r.force);
     }
+    if (r.command == "export") {
+      j.String("volume", r.volume).Uint("size", r.size_bytes);
+      j.Uint("queues", r.queues).Uint("depth", r.depth).Uint("workers", r.workers);
+      j.Bool("buffer_copy", r.buffer_copy);
+    }
+    if (r.command == "unexport") j.Uint("device", r.device);
     j.EndObject();
   }
   return s.str();
@@ -361,6 +409,7 @@ Result<Request> DecodeRequest(std::string_view line) {
   if (!command.ok()) return command.status();
   r.command = *command;
   if (r.command == "status" || r.command == "scrub" || r.command == "gc") return r;
+  if (IsVolumeCommand(r.command)) return DecodeVolumeRequest(*v, std::move(r));
   if (r.command != "replace") {
     return Status::InvalidArgument("unknown command \"" + r.command +
                                    "\" (status, scrub, gc, replace)");
@@ -512,6 +561,39 @@ Result<PoolStatus> ReadPoolStatus(const JsonValue &o) {
   ASTRA_GET(ps.compression_level, GetInt(o, "compression_level"));
   ASTRA_GET(ps.dedup, GetBool(o, "dedup"));
   return ps;
+}
+
+Result<tools::VolumeList> ReadVolumeList(const JsonValue &o) {
+  const JsonValue *vs = o.Find("volumes");
+  if (vs == nullptr) return Status::NotFound("no \"volumes\"");
+  if (vs->kind != JsonValue::Kind::kArray || vs->items.size() > tools::kVolumesListedMax) {
+    return Status::InvalidArgument("\"volumes\" must be an array of at most " +
+                                   std::to_string(tools::kVolumesListedMax) + " volumes");
+  }
+  tools::VolumeList list;
+  ASTRA_GET(list.not_listed, GetUint(o, "volumes_not_listed"));
+  for (const JsonValue &e : vs->items) {
+    tools::VolumeSpace v;
+    ASTRA_GET(v.name, GetString(e, "name"));
+    if (e.Find("error") != nullptr) {
+      ASTRA_GET(v.error, GetString(e, "error"));
+      list.volumes.push_back(std::move(v));
+      continue;
+    }
+    ASTRA_GET(v.object, GetUint(e, "object"));
+    ASTRA_GET(v.size_bytes, GetUint(e, "size_bytes"));
+    ASTRA_GET(v.block_bytes, GetUint(e, "block_bytes"));
+    ASTRA_GET(v.space.logical_bytes, GetUint(e, "logical_bytes"));
+    ASTRA_GET(v.space.stored_bytes, GetUint(e, "stored_bytes"));
+    ASTRA_GET(v.space.exclusive_stored_bytes, GetUint(e, "exclusive_stored_bytes"));
+    ASTRA_GET(v.raw_bytes, GetUint(e, "raw_bytes"));
+    ASTRA_GET(v.zero_saved_bytes, GetUint(e, "zero_saved_bytes"));
+    ASTRA_GET(v.space.dedup_saved_bytes, GetUint(e, "dedup_saved_bytes"));
+    ASTRA_GET(v.space.compression_saved_bytes, GetUint(e, "compression_saved_bytes"));
+    ASTRA_GET(v.space.data_reduction_ratio, GetDouble(e, "data_reduction_ratio"));
+    list.volumes.push_back(std::move(v));
+  }
+  return list;
 }
 
 void WriteCheckReport(tools::JsonWriter &j, std::string_view key, const CheckReport &r) {

@@ -29,6 +29,7 @@
 #include "astra/result.h"
 #include "astra/status.h"
 #include "cli_common.h"
+#include "volume_space.h"
 
 namespace astra::control {
 
@@ -110,7 +111,17 @@ struct Request {
   std::string new_path;     // replace: absolute path of the new device
   uint64_t size_bytes = 0;  // replace: create new_path as a sparse file of this size when absent
   bool force = false;       // replace: use new_path even if it holds an AstraFS pool
+  // Block volumes served by the mount's process (mount-helper/volume_exports.h):
+  //   export   {"volume", "size" (0: must exist), "queues", "depth", "workers", "buffer_copy"}
+  //   unexport {"device": N}      exports {}
+  std::string volume;
+  uint32_t device = 0;
+  uint32_t queues = 1, depth = 64, workers = 2;
+  bool buffer_copy = false;
 };
+
+// True for the commands a mount serves for its block volumes (export, unexport, exports).
+bool IsVolumeCommand(std::string_view command);
 
 // One line, '\n' included.
 std::string EncodeRequest(const Request &r);
@@ -124,6 +135,10 @@ Result<Request> DecodeRequest(std::string_view line);
 // As fields of the current JSON object / from such an object.
 void WritePoolStatus(tools::JsonWriter &j, std::string_view key, const PoolStatus &ps);
 Result<PoolStatus> ReadPoolStatus(const JsonValue &obj);
+// The per-volume figures of a status result ("volumes", "volumes_not_listed": written by
+// tools::WriteVolumeList). kNotFound when `obj` has no "volumes" (a server from before them);
+// kInvalidArgument naming the field when one is missing or mistyped.
+Result<tools::VolumeList> ReadVolumeList(const JsonValue &obj);
 void WriteCheckReport(tools::JsonWriter &j, std::string_view key, const CheckReport &r);
 Result<CheckReport> ReadCheckReport(const JsonValue &obj);
 void WriteCleanerStats(tools::JsonWriter &j, std::string_view key, const CleanerStats &s);
