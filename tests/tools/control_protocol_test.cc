@@ -141,5 +141,72 @@ TEST(ControlProtocolTest, ResultPayloadsRoundTrip) {
   EXPECT_EQ(back.message(), "a scrub is already running");
 }
 
+// Per-volume figures (an additive field of the status result): round trip, the bad-record
+// form, a result without them (an older server: kNotFound), and mistyped fields.
+TEST(ControlProtocolTest, VolumesRoundTrip) {
+  tools::VolumeList list;
+  tools::VolumeSpace v;
+  v.name = "db";
+  v.object = 42;
+  v.size_bytes = 1ull << 40;
+  v.block_bytes = 4096;
+  v.space.logical_bytes = 3ull << 32;
+  v.space.stored_bytes = 12345;
+  v.space.exclusive_stored_bytes = 1000;
+  v.space.dedup_saved_bytes = 8192;
+  v.space.compression_saved_bytes = 77;
+  v.space.data_reduction_ratio = 2.5;
+  v.raw_bytes = tools::RawBytes(v.space.stored_bytes, 4, 2);
+  v.zero_saved_bytes = v.size_bytes - v.space.logical_bytes;
+  list.volumes.push_back(v);
+  tools::VolumeSpace bad;
+  bad.name = "broken";
+  bad.error = "volume record of 'broken': length 3, expected 32";
+  list.volumes.push_back(bad);
+  list.not_listed = 7;
+  JsonString s;
+  {
+    tools::JsonWriter j(s.file(), /*compact=*/true);
+    j.BeginObject();
+    tools::WriteVolumeList(j, list);
+    j.EndObject();
+  }
+  auto parsed = ParseJson(s.str());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  auto got = ReadVolumeList(*parsed);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->volumes.size(), 2u);
+  EXPECT_EQ(got->not_listed, 7u);
+  const tools::VolumeSpace& g = got->volumes[0];
+  EXPECT_EQ(g.name, "db");
+  EXPECT_EQ(g.object, 42u);
+  EXPECT_EQ(g.size_bytes, 1ull << 40);
+  EXPECT_EQ(g.block_bytes, 4096u);
+  EXPECT_EQ(g.space.logical_bytes, 3ull << 32);
+  EXPECT_EQ(g.space.stored_bytes, 12345u);
+  EXPECT_EQ(g.space.exclusive_stored_bytes, 1000u);
+  EXPECT_EQ(g.raw_bytes, 18517u) << "12345 x 6 / 4, rounded down";
+  EXPECT_EQ(g.zero_saved_bytes, (1ull << 40) - (3ull << 32));
+  EXPECT_EQ(g.space.dedup_saved_bytes, 8192u);
+  EXPECT_EQ(g.space.compression_saved_bytes, 77u);
+  EXPECT_DOUBLE_EQ(g.space.data_reduction_ratio, 2.5);
+  EXPECT_EQ(got->volumes[1].name, "broken");
+  EXPECT_EQ(got->volumes[1].error, bad.error);
+
+  EXPECT_EQ(tools::RawBytes(UINT64_MAX / 2, 1, 1), UINT64_MAX - 1) << "no overflow";
+  EXPECT_EQ(tools::RawBytes(0, 4, 2), 0u);
+
+  auto old = ParseJson(R"({"status":{}})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(ReadVolumeList(*old).status().code(), Status::Code::kNotFound);
+  auto mistyped = ParseJson(
+      R"({"volumes":[{"name":"x","object":"1"}],"volumes_not_listed":0})");
+  ASSERT_TRUE(mistyped.ok());
+  auto e = ReadVolumeList(*mistyped);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("object"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace astra::control

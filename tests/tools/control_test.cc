@@ -18,8 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "astra/device.h"
 #include "control_protocol.h"
 #include "mount_fixture.h"
+#include "volume_fixture.h"
 
 namespace {
 
@@ -417,6 +419,56 @@ TEST_F(ControlTest, SocketLifecycleAndStaleSocket) {
   EXPECT_TRUE(Has(r.out, "capacity")) << "statfs figures still shown: " << r.out;
   ASSERT_EQ(m->pid(), pid);
   EXPECT_EQ(m->Unmount(), 0);
+}
+
+// The same per-volume figures online as offline (issue 3): volumes written through the engine
+// before the mount; then a file sharing beta's unique blocks changes beta's figures live.
+TEST_F(ControlTest, OnlineStatusListsVolumesAsOffline) {
+  namespace vt = astra::tools::test;
+  vt::TestVolumes tv;
+  {
+    std::vector<std::unique_ptr<astra::Device>> devs;
+    for (const auto& p : members_) {
+      auto d = astra::OpenDevice(p);
+      ASSERT_TRUE(d.ok()) << d.status().ToString();
+      devs.push_back(std::move(d).value());
+    }
+    auto pool = astra::Pool::Open(std::move(devs));
+    ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+    tv = vt::WriteTestVolumes(**pool);
+    ASSERT_TRUE((*pool)->Close().ok());
+  }
+  const JsonValue off = AdminJson(
+      {"status", members_[0], members_[1], members_[2], members_[3], members_[4], members_[5]});
+  vt::CheckTestVolumes(off, tv);
+
+  auto m = MountPool();
+  ASSERT_TRUE(m->running());
+  const JsonValue on = AdminJson({"status", mnt_});
+  vt::CheckTestVolumes(on, tv);
+  // Every key of every volume, as the same text.
+  const JsonValue &off_v = Obj(off, "volumes"), &on_v = Obj(on, "volumes");
+  ASSERT_EQ(on_v.items.size(), off_v.items.size());
+  for (size_t i = 0; i < on_v.items.size(); ++i) {
+    ASSERT_EQ(on_v.items[i].members.size(), off_v.items[i].members.size()) << i;
+    EXPECT_EQ(on_v.items[i].members.size(), 12u) << "name, object, size, block and 8 figures";
+    for (size_t f = 0; f < on_v.items[i].members.size(); ++f) {
+      EXPECT_EQ(on_v.items[i].members[f].first, off_v.items[i].members[f].first);
+      EXPECT_EQ(on_v.items[i].members[f].second.text, off_v.items[i].members[f].second.text)
+          << "volume " << i << " " << on_v.items[i].members[f].first;
+    }
+  }
+  RunResult r = Admin({"status", mnt_});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "volumes:      2")) << r.out;
+  EXPECT_TRUE(Has(r.out, "  alpha (" + std::to_string(tv.alpha) + ")\n")) << r.out;
+  EXPECT_TRUE(Has(r.out, "  beta (" + std::to_string(tv.beta) + ")\n")) << r.out;
+
+  // Live: a file holding beta's unique blocks shares them, so half of each is now saved in
+  // beta and none of them is beta's alone.
+  WriteDurably(mnt_ + "/beta-copy", vt::BetaUnique());
+  vt::CheckTestVolumes(AdminJson({"status", mnt_}), tv, false, vt::kBetaUnique);
+  ASSERT_EQ(m->Unmount(), 0) << m->Log();
 }
 
 TEST_F(ControlTest, OnlineReplaceRebuildsAMember) {

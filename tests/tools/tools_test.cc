@@ -18,6 +18,8 @@
 
 #include "astra/device.h"
 #include "astra/pool.h"
+#include "control_protocol.h"
+#include "volume_fixture.h"
 
 namespace {
 
@@ -374,12 +376,15 @@ TEST_F(ToolsTest, StatusJsonKeys) {
                           "\"data_reduction_ratio\": ",
                           "\"capacity\": ",
                           "\"free\": ",
-                          "\"reclaimable\": "}) {
+                          "\"reclaimable\": ",
+                          "\"volumes\": []",
+                          "\"volumes_not_listed\": 0"}) {
     EXPECT_TRUE(Has(r.out, key)) << key << " in\n" << r.out;
   }
   r = Admin({"status", m[0], m[1], m[2]});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "healthy")) << r.out;
+  EXPECT_TRUE(Has(r.out, "volumes:      none")) << r.out;
   // Status is read-only: it changes nothing (generation unchanged on a second run).
   EXPECT_EQ(Admin({"status", "--json", m[0], m[1], m[2]}).out,
             Admin({"status", "--json", m[0], m[1], m[2]}).out);
@@ -388,6 +393,51 @@ TEST_F(ToolsTest, StatusJsonKeys) {
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(Has(r.err, "not a mount point")) << r.err;
   EXPECT_EQ(Admin({"frobnicate"}).code, 2);
+}
+
+// Per-volume figures (issue 3): two volumes written through the engine with known unique,
+// shared, zero and compressible blocks, a plain object beside them, and a bad record.
+TEST_F(ToolsTest, StatusListsVolumesWithTheirFigures) {
+  namespace vt = astra::tools::test;
+  auto m = Members(3);
+  ASSERT_EQ(Mkfs({"--size", "64M", m[0], m[1], m[2]}).code, 0);
+  vt::TestVolumes tv;
+  {
+    auto pool = OpenPool(m);
+    ASSERT_TRUE(pool);
+    tv = vt::WriteTestVolumes(*pool, /*broken=*/true);
+    ASSERT_TRUE(pool->Close().ok());
+  }
+  auto r = Admin({"status", "--json", m[0], m[1], m[2]});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto st = astra::control::ParseJson(r.out);
+  ASSERT_TRUE(st.ok()) << st.status().ToString() << "\n" << r.out;
+  vt::CheckTestVolumes(*st, tv, /*broken=*/true);
+
+  // The volumes' shares and the plain object's bytes add up to the pool's figures.
+  const astra::control::JsonValue* space = st->Find("space");
+  ASSERT_NE(space, nullptr);
+  const auto& a = st->Find("volumes")->items[0];
+  const auto& b = st->Find("volumes")->items[1];
+  const uint64_t plain = vt::kPlainBlocks * vt::kVolBlock;  // unique, incompressible
+  EXPECT_EQ(vt::JU(a, "logical_bytes") + vt::JU(b, "logical_bytes") + plain,
+            vt::JU(*space, "logical_bytes"));
+  EXPECT_NEAR(double(vt::JU(a, "stored_bytes") + vt::JU(b, "stored_bytes") + plain),
+              double(vt::JU(*space, "stored_bytes")), 3.0);
+  EXPECT_NEAR(double(vt::JU(a, "dedup_saved_bytes") + vt::JU(b, "dedup_saved_bytes")),
+              double(vt::JU(*space, "dedup_saved_bytes")), 2.0);
+  EXPECT_NEAR(double(vt::JU(a, "compression_saved_bytes") + vt::JU(b, "compression_saved_bytes")),
+              double(vt::JU(*space, "compression_saved_bytes")), 2.0);
+  EXPECT_EQ(vt::JU(*space, "zero_saved_bytes"), vt::kAlphaZero * vt::kVolBlock);
+
+  // Text: one line per volume, the bad record with its error.
+  r = Admin({"status", m[0], m[1], m[2]});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "volumes:      3")) << r.out;
+  EXPECT_TRUE(Has(r.out, "  alpha (" + std::to_string(tv.alpha) + ")\n")) << r.out;
+  EXPECT_TRUE(Has(r.out, "  beta (" + std::to_string(tv.beta) + ")\n")) << r.out;
+  EXPECT_TRUE(Has(r.out, "8 MiB")) << r.out;
+  EXPECT_TRUE(Has(r.out, "    bad record: broken: volume record of 'broken'")) << r.out;
 }
 
 TEST_F(ToolsTest, ScrubRepairs) {
