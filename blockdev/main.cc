@@ -1,15 +1,17 @@
 // astrafs-ublk: exports AstraFS volumes as Linux block devices /dev/ublkbN (see doc/blockdev.md).
 //
 //   astrafs-ublk add [--volume NAME] [--size BYTES] [--queues N] [--depth D] [--workers W]
-//                    [--buffer-copy] DEVICE[,DEVICE...]
-//   astrafs-ublk list
+//                    [--buffer-copy] DEVICE[,DEVICE...] | MOUNTPOINT
+//   astrafs-ublk list [MOUNTPOINT]
 //   astrafs-ublk del N
 //   astrafs-ublk recover N
 //   astrafs-ublk status N
 //
 // One server process per pool holds the pool and serves all of its exported volumes. `add` starts
 // it (daemonized) when no server for these members is running, or asks the running one through its
-// control socket; it prints /dev/ublkbN once the device is usable.
+// control socket; it prints /dev/ublkbN once the device is usable. When the pool is mounted
+// (astrafs-mount holds it), `add` asks that process instead, through the mount's control socket
+// (doc/control.md), given the mount point or the members; list, del and status follow.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +37,8 @@
 #include "blockdev/control_socket.h"
 #include "blockdev/device_record.h"
 #include "blockdev/ublk_control.h"
+#include "cli_common.h"
+#include "control_client.h"
 
 namespace po = boost::program_options;
 using astra::Result;
@@ -106,6 +110,68 @@ void WaitForNode(const std::string& path) {
   struct stat st;
   for (int i = 0; i < 500 && stat(path.c_str(), &st) < 0; i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// ---- pools served by astrafs-mount ------------------------------------------------------
+
+// The control socket of the astrafs-mount process serving the pool of `members` (comma-separated),
+// when one does: it then holds the pool, and exports its volumes itself. kNotFound when no mount
+// serves the pool (no socket, or a stale one); kNotSupported for a daemon without volumes.
+Result<std::string> MountSocketForMembers(const std::string& members) {
+  astra::tools::MountEntry m;
+  m.source = members;
+  m.mountpoint = members;
+  auto t = astra::control::LocateSocket(m);
+  if (!t.ok()) return Status::NotFound(t.status().message());
+  struct stat st;
+  if (stat(t->socket_path.c_str(), &st) != 0) return Status::NotFound("not mounted");
+  astra::control::Request probe;
+  probe.command = "exports";
+  auto v = astra::control::Call(t->socket_path, probe, nullptr);
+  if (v.ok()) return t->socket_path;
+  if (v.status().IsNotFound() || v.status().code() == Status::Code::kBusy) {
+    return Status::NotFound(v.status().message());  // absent or stale: nobody serves it
+  }
+  return v.status();
+}
+
+// The control socket of the astrafs-mount mounted at `dir`. kInvalidArgument when `dir` is not
+// the mount point of a fuse.astrafs mount.
+Result<std::string> MountSocketForDir(const std::string& dir) {
+  auto m = astra::tools::FindMount(dir);
+  if (!m || m->fstype != "fuse.astrafs") {
+    return Status::InvalidArgument(dir + " is not the mount point of an AstraFS pool "
+                                   "(astrafs-mount); give the pool's members or its mount point");
+  }
+  auto t = astra::control::LocateSocket(*m);
+  if (!t.ok()) return t.status();
+  return t->socket_path;
+}
+
+Result<astra::control::JsonValue> CallMount(const std::string& sock,
+                                            const astra::control::Request& r) {
+  return astra::control::Call(sock, r, nullptr);
+}
+
+void PrintMountExports(const astra::control::JsonValue& v) {
+  const astra::control::JsonValue* ex = v.Find("exports");
+  if (ex == nullptr) return;
+  auto mp = astra::control::GetString(v, "mountpoint");
+  auto pid = astra::control::GetUint(v, "pid");
+  for (const auto& e : ex->items) {
+    auto id = astra::control::GetUint(e, "device");
+    auto vol = astra::control::GetString(e, "volume");
+    auto size = astra::control::GetUint(e, "size_bytes");
+    auto mapped = astra::control::GetUint(e, "mapped_bytes");
+    if (!id.ok() || !vol.ok() || !size.ok() || !mapped.ok()) continue;
+    printf("device %llu /dev/ublkb%llu volume %s size_bytes %llu mapped_bytes %llu server "
+           "astrafs-mount pid %llu mountpoint %s\n",
+           static_cast<unsigned long long>(*id), static_cast<unsigned long long>(*id),
+           vol->c_str(), static_cast<unsigned long long>(*size),
+           static_cast<unsigned long long>(*mapped),
+           static_cast<unsigned long long>(pid.ok() ? *pid : 0),
+           mp.ok() ? mp->c_str() : "?");
   }
 }
 
@@ -301,7 +367,9 @@ int CmdAdd(const std::vector<std::string>& args) {
     return Fail(std::string(e.what()) + "\n" + [&] { std::ostringstream o; o << desc; return o.str(); }());
   }
   std::vector<std::string> members = SplitMembers(members_text);
-  if (members.empty()) return Fail("add: name the pool's member devices (DEVICE[,DEVICE...])");
+  if (members.empty()) {
+    return Fail("add: name the pool's member devices (DEVICE[,DEVICE...]) or its mount point");
+  }
   uint64_t size = 0;
   if (!size_text.empty()) {
     auto s = ParseSize(size_text);
@@ -314,6 +382,35 @@ int CmdAdd(const std::vector<std::string>& args) {
   if (depth < 1 || depth > astra::ublk::kQueueDepthMax) return Fail("--depth must be 1..1024");
   if (workers < 1 || workers > astra::ublk::kWorkersPerQueueMax) return Fail("--workers must be 1..16");
   if (Status st = RequireUblk(); !st.ok()) return Fail(st);
+  // A mounted pool: astrafs-mount holds it, so it exports the volume itself.
+  struct stat dst;
+  Result<std::string> mount_sock = Status::NotFound("");
+  if (members.size() == 1 && stat(members[0].c_str(), &dst) == 0 && S_ISDIR(dst.st_mode)) {
+    mount_sock = MountSocketForDir(members[0]);
+    if (!mount_sock.ok()) return Fail(mount_sock.status().message());
+  } else {
+    mount_sock = MountSocketForMembers(members_text);
+    if (!mount_sock.ok() && !mount_sock.status().IsNotFound()) return Fail(mount_sock.status());
+  }
+  if (mount_sock.ok()) {
+    astra::control::Request r;
+    r.command = "export";
+    r.volume = volume;
+    r.size_bytes = size;
+    r.queues = queues;
+    r.depth = depth;
+    r.workers = workers;
+    r.buffer_copy = buffer_copy;
+    auto v = CallMount(*mount_sock, r);
+    if (!v.ok()) {
+      return Fail(v.status().message().empty() ? v.status().ToString() : v.status().message());
+    }
+    auto path = astra::control::GetString(*v, "path");
+    if (!path.ok()) return Fail(path.status());
+    WaitForNode(*path);
+    std::cout << *path << std::endl;
+    return 0;
+  }
   std::ostringstream req;
   req << "add " << volume << " " << size << " " << queues << " " << depth << " " << workers << " "
       << (buffer_copy ? 0 : 1);
@@ -342,6 +439,45 @@ int CmdForDevice(const std::string& cmd, const std::vector<std::string>& args) {
   if (!rec.ok()) return Fail(rec.status());
   const std::string sock = ControlSocketPath(rec->members);
   const std::string request = cmd + " " + std::to_string(*id);
+  // Served by astrafs-mount (the pool is mounted): del and status go to it; recover does not apply.
+  if (SendRequest(sock, "status").status().IsNotFound()) {
+    std::string joined;
+    for (const auto& m : rec->members) joined += (joined.empty() ? "" : ",") + m;
+    auto ms = MountSocketForMembers(joined);
+    if (!ms.ok() && !ms.status().IsNotFound()) return Fail(ms.status());
+    if (ms.ok()) {
+      if (cmd == "recover") {
+        return Fail("/dev/ublkb" + std::to_string(*id) + " is served by the astrafs-mount of its "
+                    "pool, which is running; devices served by a mount are not recovered "
+                    "(del it and add it again)");
+      }
+      astra::control::Request r;
+      r.command = cmd == "del" ? "unexport" : "exports";
+      r.device = *id;
+      auto v = CallMount(*ms, r);
+      if (!v.ok()) return Fail(v.status().message());
+      if (cmd == "status") {
+        bool found = false;
+        if (const auto* ex = v->Find("exports")) {
+          for (const auto& e : ex->items) {
+            auto d = astra::control::GetUint(e, "device");
+            found = found || (d.ok() && *d == *id);
+          }
+        }
+        if (!found) return Fail("/dev/ublkb" + std::to_string(*id) + " is not served by the mount");
+        astra::control::JsonValue one = *v;
+        for (auto& [k, val] : one.members) {
+          if (k != "exports") continue;
+          std::erase_if(val.items, [&](const astra::control::JsonValue& e) {
+            auto d = astra::control::GetUint(e, "device");
+            return !d.ok() || *d != *id;
+          });
+        }
+        PrintMountExports(one);
+      }
+      return 0;
+    }
+  }
   if (cmd == "recover") {
     auto r = Dispatch(rec->members, request);
     if (!r.ok()) return Fail(r.status().message());
@@ -368,7 +504,18 @@ int CmdForDevice(const std::string& cmd, const std::vector<std::string>& args) {
   return 0;
 }
 
-int CmdList() {
+int CmdList(const std::vector<std::string>& args) {
+  if (args.size() > 1) return Fail("list: at most one argument, a mount point");
+  if (args.size() == 1) {  // the devices the astrafs-mount at this mount point serves
+    auto sock = MountSocketForDir(args[0]);
+    if (!sock.ok()) return Fail(sock.status().message());
+    astra::control::Request r;
+    r.command = "exports";
+    auto v = CallMount(*sock, r);
+    if (!v.ok()) return Fail(v.status().message());
+    PrintMountExports(*v);
+    return 0;
+  }
   auto ctrl = astra::ublk::UblkControl::Open();
   printf("%-4s %-14s %-20s %14s %-9s %8s  %s\n", "ID", "DEVICE", "VOLUME", "SIZE", "STATE", "PID",
          "MEMBERS");
@@ -391,8 +538,9 @@ int CmdList() {
 
 void Usage() {
   std::cerr << "usage: astrafs-ublk add [--volume NAME] [--size BYTES] [--queues N] [--depth D]\n"
-               "                        [--workers W] [--buffer-copy] DEVICE[,DEVICE...]\n"
-               "       astrafs-ublk list\n"
+               "                        [--workers W] [--buffer-copy]\n"
+               "                        DEVICE[,DEVICE...] | MOUNTPOINT\n"
+               "       astrafs-ublk list [MOUNTPOINT]\n"
                "       astrafs-ublk del N\n"
                "       astrafs-ublk recover N\n"
                "       astrafs-ublk status N\n";
@@ -408,7 +556,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "add") return CmdAdd(args);
-  if (cmd == "list") return CmdList();
+  if (cmd == "list") return CmdList(args);
   if (cmd == "del" || cmd == "recover" || cmd == "status") return CmdForDevice(cmd, args);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     Usage();

@@ -24,6 +24,7 @@
 #include "astrafs/server.h"
 #include "control_server.h"
 #include "mount_options.h"
+#include "volume_exports.h"
 
 namespace {
 
@@ -195,9 +196,16 @@ int main(int argc, char** argv) {
     return c.ok() ? kExitOk : kExitFailure;
   }
 
+  // Block volumes of this pool exported by this process (doc/blockdev.md, "From a mounted
+  // pool"): requested through the control socket; ublk is opened on the first export only.
+  auto volumes = std::make_unique<astra::mount::VolumeExports>(**pool, a.devices);
   // The control socket (doc/control.md) lets 'astrafs status|scrub|gc|replace MOUNTPOINT' reach
   // this process. The mount does not depend on it: without it only those commands are missing.
   auto control = std::make_unique<astra::mount::ControlServer>(**pool, a.mountpoint);
+  control->SetVolumeHandler([v = volumes.get()](const astra::control::Request& r,
+                                                astra::tools::JsonWriter& j) {
+    return v->Handle(r, j);
+  });
   if (Status cs = control->Start(); !cs.ok()) {
     spdlog::warn("no control socket: {}; 'astrafs status|scrub|gc|replace {}' will not work "
                  "while the pool is mounted",
@@ -223,6 +231,12 @@ int main(int argc, char** argv) {
     rc = kExitFailure;
   }
   control.reset();  // waits for a running scrub/gc/replace; removes the socket
+  // Exported volumes next (flush, STOP_DEV, DEL_DEV each), while the pool is still open.
+  if (Status vs = volumes->RemoveAll(); !vs.ok()) {
+    spdlog::error("deleting the exported block devices: {}", vs.ToString());
+    rc = kExitFailure;
+  }
+  volumes.reset();
   Status c = (*pool)->Close();
   if (!c.ok()) {
     spdlog::error("closing the pool: {}", c.ToString());
