@@ -1284,8 +1284,8 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       }
       uint32_t n = 1;
       while (n < frame_blocks_ && i + n < count && is_new[i + n]) n++;
-      if (!packed) packed.reset(new uint8_t[uint64_t(count) * kBlockBytes]);
       Frame f{i, n, 0};
+      if (codec && !packed) packed.reset(new uint8_t[uint64_t(count) * kBlockBytes]);
       if (codec) f.len = codec->CompressFrame(in + uint64_t(i) * kBlockBytes, n, packed.get() + uint64_t(i) * kBlockBytes);
       for (uint32_t j = 0; j < n; j++) frame_of[i + j] = int32_t(frames.size());
       frames.push_back(f);
