@@ -37,6 +37,9 @@ TEST(PjdfstestTest, EveryTestFilePasses) {
                            ? out.substr(out.size() > 4000 ? out.size() - 4000 : 0)
                            : out.substr(summary));
   EXPECT_NE(out.find("Result: PASS"), std::string::npos);
+  // prove's totals ("Files=N, Tests=M, ..."), for the record.
+  if (const size_t files = out.rfind("Files="); files != std::string::npos)
+    std::printf("%s\n", out.substr(files, out.find('\n', files) - files).c_str());
   EXPECT_EQ(m.Unmount(), 0) << m.Log();
 }
 
