@@ -12,6 +12,7 @@
 // control socket; it prints /dev/ublkbN once the device is usable. When the pool is mounted
 // (astrafs-mount holds it), `add` asks that process instead, through the mount's control socket
 // (doc/control.md), given the mount point or the members; list, del and status follow.
+// Tests only: ASTRA_TEST_FAULT=MEMBER:AFTER_IOS makes a member die mid-run (doc/blockdev.md).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,16 +23,22 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "astra/device.h"
+#include "astra/faulty_device.h"
 #include "astra/pool.h"
 #include "blockdev/block_server.h"
 #include "blockdev/control_socket.h"
@@ -175,6 +182,86 @@ void PrintMountExports(const astra::control::JsonValue& v) {
   }
 }
 
+// ---- test-only fault injection (ASTRA_TEST_FAULT) -------------------------------------------
+
+// ASTRA_TEST_FAULT=MEMBER:AFTER_IOS, for tests only (the VM suite ublk_member_fail): the server
+// wraps the MEMBER-th device of the member list (0-based) in astra::FaultyDevice; once the pool
+// is open, that member serves AFTER_IOS more requests and then dies (FaultyDevice::SetDead):
+// every later I/O to it fails with kIOError, like a drive dropping off the bus mid-run.
+constexpr const char* kTestFaultEnv = "ASTRA_TEST_FAULT";
+
+struct TestFault {
+  uint32_t member = 0;
+  uint64_t after_ios = 0;
+};
+
+// nullopt when the variable is unset or empty; kInvalidArgument when it is malformed.
+Result<std::optional<TestFault>> ParseTestFault(size_t members) {
+  const char* v = std::getenv(kTestFaultEnv);
+  if (v == nullptr || *v == '\0') return std::optional<TestFault>();
+  const std::string s = v;
+  const size_t colon = s.find(':');
+  auto digits = [](const std::string& t) {
+    return !t.empty() && t.size() <= 18 && t.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (colon == std::string::npos || !digits(s.substr(0, colon)) || !digits(s.substr(colon + 1))) {
+    return Status::InvalidArgument(std::string(kTestFaultEnv) + "='" + s +
+                                   "': expected MEMBER:AFTER_IOS (two decimal numbers)");
+  }
+  TestFault f;
+  const uint64_t member = std::stoull(s.substr(0, colon));
+  f.after_ios = std::stoull(s.substr(colon + 1));
+  if (member >= members) {
+    return Status::InvalidArgument(std::string(kTestFaultEnv) + "='" + s + "': the pool has " +
+                                   std::to_string(members) + " members (0.." +
+                                   std::to_string(members - 1) + ")");
+  }
+  f.member = static_cast<uint32_t>(member);
+  return std::optional<TestFault>(f);
+}
+
+// Counts the requests sent to a FaultyDevice and kills it once Arm()'s budget is used up. The
+// request that crosses the budget already fails (SetDead happens before it is forwarded).
+class DyingDevice final : public astra::Device {
+ public:
+  DyingDevice(std::unique_ptr<astra::FaultyDevice> faulty, uint32_t member)
+      : faulty_(std::move(faulty)), member_(member) {}
+  const astra::DeviceInfo& info() const override { return faulty_->info(); }
+  void Submit(astra::IoRequest* const* reqs, size_t n) override {
+    if (armed_.load(std::memory_order_acquire)) {
+      const int64_t before = budget_.fetch_sub(static_cast<int64_t>(n));
+      if (before - static_cast<int64_t>(n) < 0 && !dead_.exchange(true)) {
+        astra::FaultStats fs = faulty_->stats();
+        fprintf(stderr,
+                "astrafs-ublk: %s: member %u (%s) dies now: every further I/O fails "
+                "(served %llu reads, %llu writes, %llu flushes since the pool opened)\n",
+                kTestFaultEnv, member_, info().path.c_str(),
+                static_cast<unsigned long long>(fs.reads - base_.reads),
+                static_cast<unsigned long long>(fs.writes - base_.writes),
+                static_cast<unsigned long long>(fs.flushes - base_.flushes));
+        faulty_->SetDead(true);
+      }
+    }
+    faulty_->Submit(reqs, n);
+  }
+  // Called once, after the pool has opened: `after_ios` more requests succeed.
+  void Arm(uint64_t after_ios) {
+    assert(!armed_.load());
+    base_ = faulty_->stats();
+    budget_.store(static_cast<int64_t>(after_ios));
+    armed_.store(true, std::memory_order_release);
+    fprintf(stderr, "astrafs-ublk: %s: member %u (%s) dies after %llu more I/Os\n", kTestFaultEnv,
+            member_, info().path.c_str(), static_cast<unsigned long long>(after_ios));
+  }
+
+ private:
+  std::unique_ptr<astra::FaultyDevice> faulty_;
+  const uint32_t member_;
+  astra::FaultStats base_;
+  std::atomic<int64_t> budget_{0};
+  std::atomic<bool> armed_{false}, dead_{false};
+};
+
 // ---- the server process ---------------------------------------------------------------------
 
 std::string HandleRequest(BlockServer& srv, const std::string& line) {
@@ -231,12 +318,25 @@ int ServerMain(const std::vector<std::string>& members, const std::string& first
   int sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
   const std::vector<std::string> canon = CanonicalMembers(members);
+  auto fault = ParseTestFault(members.size());
+  if (!fault.ok()) {
+    report("err " + fault.status().ToString());
+    return 1;
+  }
+  DyingDevice* dying = nullptr;  // owned by the pool
   std::vector<std::unique_ptr<astra::Device>> devs;
   for (const auto& m : members) {
     auto d = astra::OpenDevice(m);
     if (!d.ok()) {
       report("err cannot open pool member " + m + ": " + d.status().ToString());
       return 1;
+    }
+    if (fault->has_value() && (*fault)->member == devs.size()) {
+      auto faulty = std::make_unique<astra::FaultyDevice>(std::move(d.value()));
+      auto wrapped = std::make_unique<DyingDevice>(std::move(faulty), (*fault)->member);
+      dying = wrapped.get();
+      devs.push_back(std::move(wrapped));
+      continue;
     }
     devs.push_back(std::move(d.value()));
   }
@@ -245,6 +345,7 @@ int ServerMain(const std::vector<std::string>& members, const std::string& first
     report("err cannot open the pool: " + pool.status().ToString());
     return 1;
   }
+  if (dying != nullptr) dying->Arm((*fault)->after_ios);
   const std::string sock_path = ControlSocketPath(canon);
   auto listen_fd = ListenControlSocket(sock_path);
   if (!listen_fd.ok()) {
