@@ -582,21 +582,46 @@ Status PoolImpl::Reconstruct(uint32_t seg, uint32_t off, uint32_t len, uint32_t 
   }
   for (uint32_t r = 0; r < rows; r++)
     if (opts[r].empty()) return Status::Corruption("segment " + std::to_string(seg) + ": stripe cannot be decoded").WithDataLoss();
-  // Try combinations across the (at most two) rows, fewest suspected chunks first.
+  // Combinations of per-row options to try, fewest suspected chunks first. Every combination
+  // when there are few (an extent or a frame spans at most 3 rows); for long ranges (checkpoint
+  // images span many rows, and a missing member gives every row m options) the product explodes,
+  // so only combinations that deviate from the known-erasure decode in at most two rows are
+  // tried, at most kReconstructTriesMax in all: silent damage in three rows of one range at once
+  // is reported as unrepairable rather than searched for without bound.
+  constexpr uint64_t kReconstructTriesMax = 20000;
   std::vector<std::vector<uint32_t>> combos;
-  std::vector<uint32_t> cur(rows, 0);
-  while (true) {
-    combos.push_back(cur);
-    uint32_t i = 0;
-    while (i < rows && ++cur[i] == opts[i].size()) cur[i++] = 0;
-    if (i == rows) break;
-  }
+  uint64_t product = 1;
+  for (uint32_t r = 0; r < rows && product <= kReconstructTriesMax; r++) product *= opts[r].size();
   auto weight = [&](const std::vector<uint32_t>& c) {
     size_t wsum = 0;
     for (uint32_t r = 0; r < rows; r++) wsum += opts[r][c[r]].erased.size();
     return wsum;
   };
-  std::stable_sort(combos.begin(), combos.end(), [&](auto& a, auto& b) { return weight(a) < weight(b); });
+  if (product <= kReconstructTriesMax) {
+    std::vector<uint32_t> cur(rows, 0);
+    while (true) {
+      combos.push_back(cur);
+      uint32_t i = 0;
+      while (i < rows && ++cur[i] == opts[i].size()) cur[i++] = 0;
+      if (i == rows) break;
+    }
+    std::stable_sort(combos.begin(), combos.end(), [&](auto& a, auto& b) { return weight(a) < weight(b); });
+  } else {
+    combos.push_back(std::vector<uint32_t>(rows, 0));
+    for (uint32_t r = 0; r < rows; r++)
+      for (uint32_t j = 1; j < opts[r].size(); j++) {
+        combos.push_back(std::vector<uint32_t>(rows, 0));
+        combos.back()[r] = j;
+      }
+    for (uint32_t r1 = 0; r1 < rows && combos.size() < kReconstructTriesMax; r1++)
+      for (uint32_t r2 = r1 + 1; r2 < rows && combos.size() < kReconstructTriesMax; r2++)
+        for (uint32_t j1 = 1; j1 < opts[r1].size() && combos.size() < kReconstructTriesMax; j1++)
+          for (uint32_t j2 = 1; j2 < opts[r2].size() && combos.size() < kReconstructTriesMax; j2++) {
+            combos.push_back(std::vector<uint32_t>(rows, 0));
+            combos.back()[r1] = j1;
+            combos.back()[r2] = j2;
+          }
+  }
   for (const auto& combo : combos) {
     for (uint64_t d = off; d < uint64_t(off) + len;) {
       uint32_t r = uint32_t(d / sdb) - row0, c = uint32_t((d % sdb) / chunk_), in = uint32_t(d % chunk_);
