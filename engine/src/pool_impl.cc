@@ -1360,25 +1360,19 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       StoredBatch from_dev;
       std::vector<bool> dev_slow;
       if (!dev_ranges.empty()) ReadExtentsBatch(dev_ranges, &from_dev, &dev_slow);
-      StoredBatch stored;
-      uint64_t total = 0;
-      for (const Extent& x : ranges) total += x.length;
-      stored.arena.reset(new uint8_t[total]);
-      stored.at.resize(ranges.size());
+      // Device ranges are used where they were read; buffered ones are checked in place.
+      std::vector<const uint8_t*> at(ranges.size());
       std::vector<bool> slow(ranges.size(), false);
-      uint64_t at = 0;
       for (uint32_t r = 0; r < ranges.size(); r++) {
         const Extent& x = ranges[r];
-        stored.at[r] = stored.arena.get() + at;
-        at += x.length;
         if (dev_index[r] != UINT32_MAX) {
+          at[r] = from_dev.at[dev_index[r]];
           slow[r] = dev_slow[dev_index[r]];
-          if (!slow[r]) std::memcpy(stored.at[r], from_dev.at[dev_index[r]], x.length);
           continue;
         }
         const OpenSegment* os = BufferedStream(x);
-        std::memcpy(stored.at[r], os->buf.get() + (x.offset - os->buf_base), x.length);
-        slow[r] = Crc32c(stored.at[r], x.length) != x.crc;
+        at[r] = os->buf.get() + (x.offset - os->buf_base);
+        slow[r] = Crc32c(at[r], x.length) != x.crc;
       }
       std::unique_ptr<uint8_t[]> frame(new uint8_t[kStoredBytesMax]);
       uint32_t decoded = UINT32_MAX;
@@ -1387,11 +1381,11 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
         if (slow[r]) continue;  // the slow path (rebuild and repair) handles it below
         const Extent& x = state_.extent(ids[j]);
         if (FrameBlocks(x) == 1) {
-          if (!DecodeBlock(x, stored.at[r], prefetched[ids[j]].data()).ok()) prefetched.erase(ids[j]);
+          if (!DecodeBlock(x, at[r], prefetched[ids[j]].data()).ok()) prefetched.erase(ids[j]);
           continue;
         }
         if (decoded != r) {
-          if (!DecodeFrame(x, stored.at[r], frame.get()).ok()) continue;
+          if (!DecodeFrame(x, at[r], frame.get()).ok()) continue;
           decoded = r;
         }
         std::memcpy(prefetched[ids[j]].data(), frame.get() + uint64_t(FrameIndex(x)) * kBlockBytes, kBlockBytes);
