@@ -61,7 +61,7 @@ class UringDevice final : public Device {
   // them is issued as READ_FIXED/WRITE_FIXED (no per-I/O page pinning); other buffers still work.
   // The memory must stay valid until UnregisterBuffers() or destruction. Waits for in-flight
   // requests to drain before changing the registration. Thread safety: any thread.
-  Status RegisterBuffers(std::span<const iovec> bufs);
+  Status RegisterBuffers(std::span<const iovec> bufs) override;
   // Drops the registration (no-op if none). Thread safety: any thread.
   Status UnregisterBuffers();
   // Requests issued with a fixed buffer since open (for tests and stats). Thread safety: any.

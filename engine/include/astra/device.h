@@ -20,6 +20,8 @@
 #include <span>
 #include <string>
 
+#include <sys/uio.h>
+
 #include "astra/result.h"
 #include "astra/status.h"
 
@@ -77,6 +79,22 @@ class Device {
   // waiter->Done() is called. Never blocks on I/O except to wait for a free queue slot.
   // Invalid requests (misaligned, out of range) complete with kInvalidArgument.
   virtual void Submit(IoRequest* const* reqs, size_t n) = 0;
+
+  // Registers long-lived I/O buffers with the device, so that a read or write whose whole buffer
+  // lies inside one of them skips the kernel's per-I/O page pinning (io_uring fixed buffers:
+  // UringDevice, NvmeDevice). An optimisation only: requests with other buffers keep working, and
+  // a device without the notion (MemDevice, the default here) ignores the call and returns Ok.
+  // Replaces any earlier registration; an empty span drops it. Waits for in-flight requests.
+  // The kernel keeps the registered pages pinned: the memory must not be freed (nor reused for
+  // another buffer at the same address) until the registration is replaced or the device is
+  // destroyed. Errors (the caller goes on with plain buffers): kNotSupported (the kernel refuses
+  // fixed buffers for this device), kInvalidArgument (an empty iovec, too many), kIOError
+  // (io_uring_register_buffers failed, e.g. ENOMEM from RLIMIT_MEMLOCK when not root).
+  // Thread safety: any thread.
+  virtual Status RegisterBuffers(std::span<const iovec> bufs) {
+    (void)bufs;
+    return Status::Ok();
+  }
 
   // Synchronous helpers over Submit(): same alignment rules; return the request's status.
   Status Read(uint64_t offset_bytes, void* buf, uint32_t length_bytes);
