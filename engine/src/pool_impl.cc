@@ -302,6 +302,18 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
   sealed_at_.assign(sb_.segments, 0);
   col_bufs_.clear();
   for (uint32_t c = 0; c < w_; c++) col_bufs_.push_back(AllocAligned(uint64_t(batch_rows_) * chunk_));
+  {
+    // Every data-path device write comes from col_bufs_ (WriteRows): register them with each
+    // member as fixed buffers (io_uring; no page pinning per I/O). An optimisation only: a
+    // member that cannot take them (old kernel, RLIMIT_MEMLOCK) uses plain buffers.
+    std::vector<iovec> iov;
+    for (auto& b : col_bufs_) iov.push_back(iovec{b.get(), size_t(batch_rows_) * chunk_});
+    for (auto& mb : members_) {
+      if (!mb->dev) continue;
+      Status rs = mb->dev->RegisterBuffers(iov);
+      if (!rs.ok()) spdlog::info("{}: I/O buffers not registered (plain ones used): {}", mb->dev->info().path, rs.ToString());
+    }
+  }
 
   // 2. Checkpoint, 3. journal replay.
   ASTRA_RETURN_IF_ERROR(LoadCheckpoint());
