@@ -154,34 +154,16 @@ void MetaState::CountBlocks(uint64_t obj, int64_t delta) {
 }
 
 void MetaState::SetMap(uint64_t obj, uint64_t block, uint32_t id) {
-  MapKey k{obj, block};
-  auto it = map_.find(k);
-  uint32_t old = it == map_.end() ? kHoleId : it->second;
-  if (id != kHoleId) {
-    AddRef(id);
-    if (it == map_.end()) {
-      map_.emplace(k, id);
-      CountBlocks(obj, 1);
-    } else {
-      it->second = id;
-    }
-  } else if (it != map_.end()) {
-    map_.erase(it);
-    CountBlocks(obj, -1);
-  }
+  if (id != kHoleId) AddRef(id);
+  const uint32_t old = map_.Set(obj, block, id);
+  if (old == kHoleId && id != kHoleId) CountBlocks(obj, 1);
+  if (old != kHoleId && id == kHoleId) CountBlocks(obj, -1);
   if (old != kHoleId) DropRef(old);
 }
 
 void MetaState::DropRange(uint64_t obj, uint64_t block, uint64_t end_block) {
-  auto it = map_.lower_bound(MapKey{obj, block});
-  int64_t dropped = 0;
-  while (it != map_.end() && it->first.obj == obj && it->first.block < end_block) {
-    uint32_t id = it->second;
-    it = map_.erase(it);
-    DropRef(id);
-    dropped++;
-  }
-  if (dropped) CountBlocks(obj, -dropped);
+  const uint64_t dropped = map_.Erase(obj, block, end_block, [&](uint32_t id) { DropRef(id); });
+  if (dropped) CountBlocks(obj, -int64_t(dropped));
 }
 
 Status MetaState::ApplyAll(const uint8_t* payload, size_t len, uint32_t count) {
@@ -305,9 +287,8 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       if (!d.ok()) return bad("clone truncated");
       // Collect first: src and dst ranges may overlap in the same object.
       std::vector<std::pair<uint64_t, uint32_t>> runs;
-      for (auto it = map_.lower_bound(MapKey{src, sb});
-           it != map_.end() && it->first.obj == src && it->first.block < sb + n; ++it)
-        runs.emplace_back(it->first.block - sb, it->second);
+      map_.ForEachIn(src, sb, n > UINT64_MAX - sb ? UINT64_MAX : sb + n,
+                     [&](uint64_t b, uint32_t id) { runs.emplace_back(b - sb, id); });
       for (auto& r : runs) AddRef(r.second);  // keep sources alive across the drop below
       DropRange(dst, db, db + n);
       for (auto& r : runs) {
@@ -363,8 +344,7 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
 // ---------------- queries ----------------
 
 uint32_t MetaState::Lookup(uint64_t obj, uint64_t block) const {
-  auto it = map_.find(MapKey{obj, block});
-  return it == map_.end() ? kHoleId : it->second;
+  return map_.Get(obj, block);
 }
 
 uint32_t MetaState::PeekFreeExtentId() {
@@ -419,8 +399,7 @@ std::vector<uint32_t> MetaState::ReleaseAfterCheckpoint(const std::vector<uint32
 
 uint64_t MetaState::MemoryBytes() const {
   // btree nodes hold ~(key+value) per slot at ~90% fill; flat_hash_map slots + 1 control byte.
-  return extents_.capacity() * sizeof(Extent) + free_ids_.capacity() * 4 +
-         uint64_t(double(map_.size()) * (sizeof(MapKey) + 4) * 1.15) +
+  return extents_.capacity() * sizeof(Extent) + free_ids_.capacity() * 4 + map_.MemoryBytes() +
          dedup_.bucket_count() * (sizeof(std::pair<uint64_t, uint32_t>) + 1) +
          segs_.capacity() * sizeof(SegmentInfo);
 }
@@ -447,19 +426,19 @@ void MetaState::Serialize(Encoder* e) const {
     e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U16(x.length); e->U8(x.flags);
     e->U32(x.crc); e->U32(x.refs); e->U64(x.fingerprint);
   }
-  e->U64(map_.size());
+  e->U64(map_.blocks());
   uint64_t prev_obj = UINT64_MAX, prev_block = 0;
-  for (const auto& [k, id] : map_) {
+  map_.ForEach([&](uint64_t obj, uint64_t block, uint32_t id) {
     // Delta coding: runs of consecutive blocks of one object cost 5 bytes an entry.
-    if (k.obj == prev_obj && k.block == prev_block + 1) {
+    if (obj == prev_obj && block == prev_block + 1) {
       e->U8(1);
     } else {
-      e->U8(0); e->U64(k.obj); e->U64(k.block);
+      e->U8(0); e->U64(obj); e->U64(block);
     }
     e->U32(id);
-    prev_obj = k.obj;
-    prev_block = k.block;
-  }
+    prev_obj = obj;
+    prev_block = block;
+  });
   e->U64(catalog_.size());
   for (const auto& [k, v] : catalog_) { e->Str(k); e->Str(v); }
   e->U32(kCheckpointMagic);
@@ -503,7 +482,7 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
     extents_[id] = x;
   }
   uint64_t nm = d.U64();
-  map_.clear();
+  map_.Clear();
   uint64_t obj = 0, block = 0;
   for (uint64_t i = 0; i < nm && d.ok(); i++) {
     uint8_t run = d.U8();
@@ -518,7 +497,7 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
     uint32_t id = d.U32();
     if (!d.ok()) break;
     if (!ExtentUsed(id)) return bad("map entry references a missing extent");
-    map_.emplace_hint(map_.end(), MapKey{obj, block}, id);
+    if (map_.Set(obj, block, id) != kHoleId) return bad("map entry listed twice");
   }
   uint64_t nc = d.U64();
   catalog_.clear();
@@ -535,10 +514,10 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
 void MetaState::RecomputeDerived() {
   for (auto& x : extents_) x.refs = 0;
   obj_blocks_.clear();
-  for (const auto& [k, id] : map_) {
+  map_.ForEach([&](uint64_t obj, uint64_t, uint32_t id) {
     extents_[id].refs++;
-    obj_blocks_[k.obj]++;
-  }
+    obj_blocks_[obj]++;
+  });
   free_ids_.clear();
   dedup_.clear();
   stored_bytes_ = 0;
@@ -568,15 +547,15 @@ uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
   uint64_t errors = 0;
   std::vector<uint32_t> refs(extents_.size(), 0);
   std::vector<uint64_t> live(segs_.size(), 0);
-  for (const auto& [k, id] : map_) {
+  map_.ForEach([&](uint64_t obj, uint64_t block, uint32_t id) {
     if (!ExtentUsed(id)) {
       errors++;
-      problems->push_back("object " + std::to_string(k.obj) + " block " + std::to_string(k.block) +
+      problems->push_back("object " + std::to_string(obj) + " block " + std::to_string(block) +
                           " maps to free extent " + std::to_string(id));
-      continue;
+      return;
     }
     refs[id]++;
-  }
+  });
   for (uint32_t id = 0; id < extents_.size(); id++) {
     const Extent& x = extents_[id];
     if (!x.used) continue;
@@ -600,7 +579,7 @@ uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
     }
   }
   absl::flat_hash_map<uint64_t, uint64_t> per_obj;
-  for (const auto& [k, id] : map_) per_obj[k.obj]++;
+  map_.ForEach([&](uint64_t obj, uint64_t, uint32_t) { per_obj[obj]++; });
   if (per_obj != obj_blocks_) {
     errors++;
     problems->push_back("per-object mapped block counts disagree with the block map");

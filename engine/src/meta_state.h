@@ -20,6 +20,7 @@
 
 #include "astra/pool.h"
 #include "astra/status.h"
+#include "block_map.h"
 #include "coding.h"
 #include "journal_format.h"
 
@@ -60,13 +61,6 @@ struct SegmentInfo {
   SegKind kind = SegKind::kData;
   uint32_t written_stripes = 0;  // durable write pointer, in stripes
   uint64_t live_bytes = 0;       // stored bytes of used extents (derived)
-};
-
-struct MapKey {
-  uint64_t obj;
-  uint64_t block;
-  bool operator<(const MapKey& o) const { return obj != o.obj ? obj < o.obj : block < o.block; }
-  bool operator==(const MapKey& o) const { return obj == o.obj && block == o.block; }
 };
 
 class MetaState {
@@ -120,10 +114,10 @@ class MetaState {
   std::vector<uint32_t> ReleaseAfterCheckpoint(const std::vector<uint32_t>& old_ckpt_segs);
   uint64_t next_id() const { return next_id_; }
   uint64_t zero_blocks() const { return zero_blocks_; }
-  const absl::btree_map<MapKey, uint32_t>& map() const { return map_; }
+  const BlockMap& map() const { return map_; }
   const absl::btree_map<std::string, std::string>& catalog() const { return catalog_; }
   const absl::flat_hash_map<uint64_t, uint32_t>& dedup_index() const { return dedup_; }
-  uint64_t mapped_blocks() const { return map_.size(); }
+  uint64_t mapped_blocks() const { return map_.blocks(); }
   // Mapped blocks of one object (derived, O(1)).
   uint64_t ObjectMappedBlocks(uint64_t obj) const {
     auto it = obj_blocks_.find(obj);
@@ -132,7 +126,9 @@ class MetaState {
   uint64_t stored_bytes() const { return stored_bytes_; }
   uint64_t used_extents() const { return used_extents_; }
   // Map entries beyond the first of each extent: blocks served by dedup or clone sharing.
-  uint64_t shared_blocks() const { return map_.size() > used_extents_ ? map_.size() - used_extents_ : 0; }
+  uint64_t shared_blocks() const {
+    return map_.blocks() > used_extents_ ? map_.blocks() - used_extents_ : 0;
+  }
   // Recomputes refs and live bytes from the maps and compares (fsck). Appends problems.
   uint64_t VerifyDerived(std::vector<std::string>* problems) const;
   // Approximate RAM of the metadata structures, bytes.
@@ -151,7 +147,7 @@ class MetaState {
   uint64_t max_extents_ = kExtentsMax;
   std::vector<Extent> extents_;
   std::vector<uint32_t> free_ids_;
-  absl::btree_map<MapKey, uint32_t> map_;
+  BlockMap map_;
   absl::btree_map<std::string, std::string> catalog_;
   absl::flat_hash_map<uint64_t, uint32_t> dedup_;
   absl::flat_hash_map<uint64_t, uint64_t> obj_blocks_;  // object -> mapped blocks (derived)

@@ -1512,18 +1512,12 @@ Status PoolImpl::CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint
 
 uint64_t PoolImpl::ObjectBlockEnd(ObjectId obj) {
   std::shared_lock<std::shared_mutex> l(mu_);
-  const auto& m = state_.map();
-  auto it = m.lower_bound(MapKey{obj + 1, 0});
-  if (it == m.begin()) return 0;
-  --it;
-  return it->first.obj == obj ? it->first.block + 1 : 0;
+  return state_.map().BlockEnd(obj);
 }
 
 std::optional<uint64_t> PoolImpl::NextMappedBlock(ObjectId obj, uint64_t block) {
   std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = state_.map().lower_bound(MapKey{obj, block});
-  if (it == state_.map().end() || it->first.obj != obj) return std::nullopt;
-  return it->first.block;
+  return state_.map().NextMapped(obj, block);
 }
 
 uint64_t PoolImpl::ObjectMappedBlocks(ObjectId obj) {
@@ -2263,16 +2257,15 @@ ObjectSpaceStats PoolImpl::GetObjectSpace(ObjectId obj) {
   ObjectSpaceStats o;
   std::shared_lock<std::shared_mutex> l(mu_);
   double stored = 0, dedup = 0, comp = 0;
-  const auto& map = state_.map();
-  for (auto it = map.lower_bound(MapKey{obj, 0}); it != map.end() && it->first.obj == obj; ++it) {
-    const Extent& x = state_.extent(it->second);
+  state_.map().ForEachIn(obj, 0, UINT64_MAX, [&](uint64_t, uint32_t id) {
+    const Extent& x = state_.extent(id);
     const double refs = std::max<uint32_t>(x.refs, 1), charge = ExtentCharge(x);
     o.logical_bytes += kBlockBytes;
     stored += charge / refs;
     dedup += kBlockBytes * (refs - 1) / refs;
     comp += (double(kBlockBytes) - std::min<double>(charge, kBlockBytes)) / refs;
     if (x.refs <= 1) o.exclusive_stored_bytes += uint64_t(charge);
-  }
+  });
   o.stored_bytes = uint64_t(stored + 0.5);
   o.dedup_saved_bytes = uint64_t(dedup + 0.5);
   o.compression_saved_bytes = uint64_t(comp + 0.5);
