@@ -1628,10 +1628,14 @@ Status PoolImpl::FlushLocked() {
   for (const auto& st : streams_) buffered |= st.seg != kNoSegment && st.pos != st.disk_pos;
   if (pending_records_ == 0 && !dirty_ && !buffered) return Status::Ok();
   // 1. Data: pad the open stripes and write them out; then make them stable on every member.
+  // Skipped when no data was written since the last flush (metadata-only batches: catalogue
+  // transactions, trims): the flush after the journal write covers everything else.
   ASTRA_RETURN_IF_ERROR(WriteOutAllLocked());
-  for (auto& [i, st] : ToEveryMemberLocked(IoOp::kFlush, 0, 0, nullptr))
-    ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
-  dirty_ = false;
+  if (dirty_) {
+    for (auto& [i, st] : ToEveryMemberLocked(IoOp::kFlush, 0, 0, nullptr))
+      ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
+    dirty_ = false;
+  }
   // 2. Metadata: the journal batch that references the data, on every member, then stable.
   ASTRA_RETURN_IF_ERROR(WriteJournalBatchLocked());
   if (journal_used_ > sb_.journal_bytes / 2) return CheckpointLocked();
