@@ -19,6 +19,8 @@
 #include <sstream>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 namespace astra {
 
 namespace {
@@ -41,6 +43,9 @@ constexpr uint32_t kNvmeStatusMore = 1u << 13;
 constexpr uint32_t kNvmeStatusDnr = 1u << 14;
 // When the controller cannot be asked for its MDTS.
 constexpr uint32_t kDefaultMaxTransferBytes = 128 * 1024;
+// Largest registered buffer the kernel accepts (io_uring's limit per iovec).
+constexpr uint64_t kRegisteredBufferBytesMax = 1ull << 30;
+static_assert(NvmeDevice::kRegisteredBuffersMax <= UINT16_MAX, "sqe->buf_index is 16 bits");
 
 static_assert(sizeof(nvme_uring_cmd) <= 80, "nvme_uring_cmd must fit the SQE128 command area");
 static_assert(kDeviceIoBytesMax % kIoAlignBytes == 0);
@@ -301,9 +306,11 @@ Result<std::unique_ptr<NvmeDevice>> NvmeDevice::Open(const std::string& path,
   // The kernel maps a plain user buffer into one request page by page: the namespace queue's
   // max_hw_sectors_kb and max_segments bound one command too.
   unsigned ctrl_no = 0, ns_no = 0;
+  std::string io_poll_file;  // the namespace queue's io_poll: 1 when the driver has poll queues
   if (ParseGenericName(LinkBasename(sys), &ctrl_no, &ns_no)) {
     const std::string q = "/sys/class/block/nvme" + std::to_string(ctrl_no) + "n" +
                           std::to_string(ns_no) + "/queue/";
+    io_poll_file = q + "io_poll";
     const uint64_t hw_kb = ReadSysfsNumber(q + "max_hw_sectors_kb");
     if (hw_kb > 0) {
       max_transfer = static_cast<uint32_t>(std::min<uint64_t>(max_transfer, hw_kb * 1024));
@@ -332,7 +339,32 @@ Result<std::unique_ptr<NvmeDevice>> NvmeDevice::Open(const std::string& path,
   max_transfer = std::max<uint32_t>(max_transfer / kIoAlignBytes * kIoAlignBytes, kIoAlignBytes);
   d->max_transfer_bytes_ = max_transfer;
 
-  ret = io_uring_queue_init(kCommandSlots, &d->ring_, IORING_SETUP_SQE128 | IORING_SETUP_CQE32);
+  // Polled completions only when asked for and when the driver has poll queues: without them
+  // a polled command lands on an interrupt-driven queue and the reaper would spin for nothing.
+  const char* poll_env = std::getenv("ASTRA_NVME_IOPOLL");
+  const bool want_poll =
+      opts.poll == NvmeOpenOptions::Poll::kOn ||
+      (opts.poll == NvmeOpenOptions::Poll::kFromEnv && poll_env != nullptr &&
+       std::strcmp(poll_env, "1") == 0);
+  if (want_poll) {
+    if (!io_poll_file.empty() && ReadSysfsNumber(io_poll_file) == 1) {
+      d->iopoll_ = true;
+    } else {
+      spdlog::warn("{}: polled completions asked for (ASTRA_NVME_IOPOLL=1) but the namespace "
+                   "has no poll queues ({} is not 1; load the nvme driver with poll_queues=N, e.g. "
+                   "nvme.poll_queues=2 on the kernel command line): completions by interrupt",
+                   name, io_poll_file.empty() ? "its queue's io_poll" : io_poll_file);
+    }
+  }
+  unsigned ring_flags = IORING_SETUP_SQE128 | IORING_SETUP_CQE32;
+  ret = io_uring_queue_init(kCommandSlots, &d->ring_,
+                            ring_flags | (d->iopoll_ ? IORING_SETUP_IOPOLL : 0));
+  if (ret == -EINVAL && d->iopoll_) {
+    spdlog::warn("{}: io_uring refuses IORING_SETUP_IOPOLL with 128-byte SQEs: completions by "
+                 "interrupt", name);
+    d->iopoll_ = false;
+    ret = io_uring_queue_init(kCommandSlots, &d->ring_, ring_flags);
+  }
   if (ret < 0) {
     if (ret == -EINVAL) {
       return Status::NotSupported(name + ": io_uring with 128-byte SQEs (kernel 5.19 or newer " +
@@ -345,12 +377,16 @@ Result<std::unique_ptr<NvmeDevice>> NvmeDevice::Open(const std::string& path,
   for (uint32_t i = kDeviceQueueDepth; i > 0; --i) d->free_requests_.push_back(i - 1);
   d->free_commands_.reserve(kCommandSlots);
   for (uint32_t i = kCommandSlots; i > 0; --i) d->free_commands_.push_back(i - 1);
-  d->reaper_ = std::thread([dev = d.get()] { dev->ReaperLoop(); });
+  if (d->iopoll_) {
+    d->reaper_ = std::thread([dev = d.get()] { dev->ReaperLoopPolled(); });
+  } else {
+    d->reaper_ = std::thread([dev = d.get()] { dev->ReaperLoop(); });
+  }
 
   // Prove the passthrough path end to end (kernel support for URING_CMD on the char device,
-  // permission for I/O commands) with one read of the first block.
-  AlignedBuf probe = AllocAligned(d->info_.logical_block_bytes);
-  Status s = d->Read(0, probe.get(), d->info_.logical_block_bytes);
+  // permission for I/O commands) with one read of the first block; it also finds out whether
+  // fixed buffers work.
+  Status s = d->ProbeFirstRead();
   if (!s.ok()) {
     if (s.code() == Status::Code::kNotSupported || s.code() == Status::Code::kInvalidArgument) {
       return Status::NotSupported(name + ": NVMe passthrough through io_uring does not work " +
@@ -358,11 +394,131 @@ Result<std::unique_ptr<NvmeDevice>> NvmeDevice::Open(const std::string& path,
     }
     return s.Annotate(name + ": first read through NVMe passthrough failed");
   }
+  if (d->iopoll_) spdlog::info("{}: polled completions (IORING_SETUP_IOPOLL)", name);
   return d;
 }
 
+Status NvmeDevice::ProbeFirstRead() {
+  const uint32_t lb = info_.logical_block_bytes;
+  assert(lb <= kIoAlignBytes);
+  AlignedBuf probe = AllocAligned(kIoAlignBytes);
+  iovec v{probe.get(), kIoAlignBytes};
+  const char* env = std::getenv("ASTRA_NVME_FIXED_BUFFERS");
+  if (env != nullptr && std::strcmp(env, "0") == 0) {
+    // For comparisons (and to work around a kernel problem): plain buffers only.
+    no_fixed_reason_ = "fixed buffers disabled by ASTRA_NVME_FIXED_BUFFERS=0";
+    return Read(0, probe.get(), lb);
+  }
+  std::string why;
+  int ret = io_uring_register_buffers(&ring_, &v, 1);
+  if (ret == 0) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      const auto b = reinterpret_cast<uintptr_t>(probe.get());
+      registered_ = {Registered{b, b + kIoAlignBytes, 0}};
+    }
+    Status s = Read(0, probe.get(), lb);  // issued fixed: the buffer is registered
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      registered_.clear();
+    }
+    ret = io_uring_unregister_buffers(&ring_);
+    if (s.ok() && ret == 0) {
+      fixed_supported_ = true;
+      return s;
+    }
+    why = !s.ok() ? "a fixed read failed: " + s.ToString()
+                  : std::string("io_uring_unregister_buffers: ") + std::strerror(-ret);
+  } else {
+    why = std::string("io_uring_register_buffers: ") + std::strerror(-ret);
+  }
+  no_fixed_reason_ = "the kernel does not take fixed buffers (IORING_URING_CMD_FIXED) for NVMe "
+                     "passthrough: " + why;
+  Status s = Read(0, probe.get(), lb);
+  if (s.ok()) {
+    spdlog::info("{}: fixed buffers do not work for NVMe passthrough here ({}); plain buffers "
+                 "are used",
+                 info_.path, why);
+  }
+  return s;
+}
+
+Status NvmeDevice::RegisterBuffers(std::span<const iovec> bufs) {
+  std::unique_lock<std::mutex> l(mu_);
+  // Requests in flight may name the old registration's indices: let them finish first. Holding
+  // mu_ afterwards keeps new ones out until the lookup table matches the kernel's again.
+  cv_.wait(l, [&] { return free_requests_.size() == kDeviceQueueDepth; });
+  if (!registered_.empty()) {
+    registered_.clear();
+    const int ret = io_uring_unregister_buffers(&ring_);
+    if (ret < 0) return Status::FromErrno(-ret, "unregister the I/O buffers of " + info_.path);
+  }
+  if (bufs.empty()) return Status::Ok();
+  if (!fixed_supported_) {
+    return Status::NotSupported(info_.path + ": " + no_fixed_reason_ + "; plain buffers are used");
+  }
+  if (bufs.size() > kRegisteredBuffersMax) {
+    return Status::InvalidArgument(info_.path + ": " + std::to_string(bufs.size()) +
+                                   " buffers to register, at most " +
+                                   std::to_string(kRegisteredBuffersMax));
+  }
+  for (const iovec& v : bufs) {
+    if (v.iov_base == nullptr || v.iov_len == 0 || v.iov_len > kRegisteredBufferBytesMax) {
+      return Status::InvalidArgument(info_.path + ": register buffers: an iovec of " +
+                                     std::to_string(v.iov_len) + " bytes at " +
+                                     (v.iov_base == nullptr ? "null" : "an address") +
+                                     " (1 byte to 1 GiB, not null)");
+    }
+  }
+  const int ret =
+      io_uring_register_buffers(&ring_, bufs.data(), static_cast<unsigned>(bufs.size()));
+  if (ret < 0) {
+    return Status::FromErrno(-ret, "register " + std::to_string(bufs.size()) +
+                                       " I/O buffers with " + info_.path +
+                                       (ret == -ENOMEM ? " (pinned pages count against "
+                                                         "RLIMIT_MEMLOCK when not root)"
+                                                       : ""));
+  }
+  std::vector<Registered> regs;
+  regs.reserve(bufs.size());
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    const auto b = reinterpret_cast<uintptr_t>(bufs[i].iov_base);
+    regs.push_back(Registered{b, b + bufs[i].iov_len, static_cast<int>(i)});
+  }
+  std::sort(regs.begin(), regs.end(),
+            [](const Registered& a, const Registered& b) { return a.begin < b.begin; });
+  registered_ = std::move(regs);
+  return Status::Ok();
+}
+
+int NvmeDevice::FindFixedLocked(const void* buf, uint32_t len) const {
+  if (registered_.empty()) return -1;
+  const auto b = reinterpret_cast<uintptr_t>(buf);
+  auto it = std::upper_bound(registered_.begin(), registered_.end(), b,
+                             [](uintptr_t v, const Registered& r) { return v < r.begin; });
+  if (it == registered_.begin()) return -1;
+  --it;
+  // `it` starts at or before buf; the whole request must also end inside it.
+  return (b < it->end && len <= it->end - b) ? it->index : -1;
+}
+
+NvmeDevice::BufferStats NvmeDevice::buffer_stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return buffer_stats_;
+}
+
 NvmeDevice::~NvmeDevice() {
-  if (reaper_.joinable()) {
+  if (reaper_.joinable() && iopoll_) {
+    // The polled reaper sleeps while nothing is in the ring: wake it to exit.
+    std::unique_lock<std::mutex> l(mu_);
+    stopping_ = true;
+    cv_.wait(l, [&] { return free_requests_.size() == kDeviceQueueDepth; });
+    assert(free_commands_.size() == kCommandSlots);
+    reaper_exit_ = true;
+    l.unlock();
+    reap_cv_.notify_all();
+    reaper_.join();
+  } else if (reaper_.joinable()) {
     std::unique_lock<std::mutex> l(mu_);
     stopping_ = true;
     cv_.wait(l, [&] { return free_requests_.size() == kDeviceQueueDepth; });
@@ -418,11 +574,15 @@ void NvmeDevice::Submit(IoRequest* const* reqs, size_t n) {
       rq.dsm_range[2] = static_cast<uint32_t>(slba);
       rq.dsm_range[3] = static_cast<uint32_t>(slba >> 32);
     }
+    // A request inside a registered buffer is issued fixed, every one of its commands.
+    const int buf_index = data ? FindFixedLocked(r->buf, r->length_bytes) : -1;
     for (uint32_t k = 0; k < commands; ++k) {
       const uint32_t c = AcquireCommandLocked(l);
       Command& cmd = commands_[c];
       cmd.request = ri;
       cmd.retries = 0;
+      cmd.buf_index = buf_index;
+      if (data) ++(buf_index >= 0 ? buffer_stats_.fixed_commands : buffer_stats_.plain_commands);
       if (data) {
         cmd.buf_offset = k * max_transfer_bytes_;
         cmd.offset_bytes = r->offset_bytes + cmd.buf_offset;
@@ -480,6 +640,11 @@ void NvmeDevice::PrepLocked(uint32_t c) {
   sqe->opcode = IORING_OP_URING_CMD;
   sqe->fd = fd_;
   sqe->cmd_op = NVME_URING_CMD_IO;
+  if (cmd.buf_index >= 0) {
+    // nc->addr stays the user address: the kernel finds it inside registered buffer buf_index.
+    sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
+    sqe->buf_index = static_cast<uint16_t>(cmd.buf_index);
+  }
   io_uring_sqe_set_data64(sqe, c);
   auto* nc = reinterpret_cast<nvme_uring_cmd*>(sqe->cmd);
   nc->nsid = nsid_;
@@ -517,6 +682,9 @@ void NvmeDevice::SubmitPreparedLocked() {
     const int ret = io_uring_submit(&ring_);
     if (ret > 0) {
       failures = 0;
+      const bool was_idle = in_ring_ == 0;
+      in_ring_ += static_cast<uint32_t>(ret);
+      if (iopoll_ && was_idle) reap_cv_.notify_one();  // the polled reaper sleeps when idle
       continue;
     }
     if (ret != 0 && ret != -EAGAIN && ret != -EBUSY && ret != -EINTR && ret != -ENOMEM) {
@@ -559,8 +727,36 @@ void NvmeDevice::ReaperLoop() {
   }
 }
 
+// The polled ring: completions appear only when someone polls the device (this thread with
+// io_uring_wait_cqe, which enters the kernel with GETEVENTS and spins in the driver's poll
+// routine; submitters' io_uring_enter calls poll once too). Spinning with nothing in flight would
+// burn a CPU, so the thread sleeps on reap_cv_ until commands are in the ring.
+void NvmeDevice::ReaperLoopPolled() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      reap_cv_.wait(l, [&] { return in_ring_ > 0 || reaper_exit_; });
+      if (in_ring_ == 0) return;  // reaper_exit_, and nothing left to reap
+    }
+    io_uring_cqe* cqe = nullptr;
+    const int ret = io_uring_wait_cqe(&ring_, &cqe);
+    if (ret == -EINTR || ret == -EAGAIN) continue;
+    if (ret < 0) Fatal("io_uring_wait_cqe (polled)", ret);
+    unsigned head = 0, seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      const uint64_t data = io_uring_cqe_get_data64(cqe);
+      assert(data < kCommandSlots);
+      HandleCompletion(static_cast<uint32_t>(data), cqe->res);
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+}
+
 void NvmeDevice::HandleCompletion(uint32_t c, int res) {
   std::unique_lock<std::mutex> l(mu_);
+  assert(in_ring_ > 0);
+  --in_ring_;
   Command& cmd = commands_[c];
   assert(cmd.busy);
   const IoRequest& r = *requests_[cmd.request].req;

@@ -26,6 +26,21 @@
 // retryable() = !DNR, with data_loss() for media errors (SCT 2). Transient io_uring errors
 // (EAGAIN, EINTR, ECANCELED) are resubmitted a bounded number of times.
 //
+// Fixed buffers: RegisterBuffers() registers long-lived buffers with the ring; a read or write
+// whose whole buffer lies inside one of them is issued with IORING_URING_CMD_FIXED and
+// sqe->buf_index (every command of a split request too), so the kernel maps pre-pinned pages
+// instead of pinning the user pages per command. Open() probes whether the kernel takes fixed
+// passthrough commands (6.1+; 5.19/6.0 refuse the flag with EINVAL) with its first read; when it
+// does not, or ASTRA_NVME_FIXED_BUFFERS=0 is set (for comparisons), RegisterBuffers() returns
+// kNotSupported and every command stays plain.
+//
+// Polled completions: with ASTRA_NVME_IOPOLL=1 in the environment and poll queues on the
+// namespace's queue (/sys/block/nvmeXnY/queue/io_poll = 1; the nvme driver's poll_queues
+// parameter), the ring is set up with IORING_SETUP_IOPOLL and the reaper polls the completion
+// queue while commands are in flight (it sleeps on a condition variable when none are, so an
+// idle device costs no CPU). Without poll queues a log line says so and completions come by
+// interrupt, as by default.
+//
 // Locks: an exclusive flock(2) on the character device and, best effort, on the namespace's
 // block device /dev/nvmeXnY, so that this device and a UringDevice on the block path of the same
 // namespace exclude each other (kBusy naming the holder).
@@ -41,9 +56,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/uio.h>
 
 #include "astra/device.h"
 #include "astra/limits.h"
@@ -55,6 +73,10 @@ struct NvmeOpenOptions {
   // Name used in DeviceInfo::path and messages; empty means the char device's path. OpenDevice
   // sets it to the block device path when it picked passthrough for /dev/nvmeXnY.
   std::string display_path;
+  // Polled completions (IORING_SETUP_IOPOLL): kFromEnv reads ASTRA_NVME_IOPOLL ("1" asks for
+  // them); either way they are used only when the namespace's queue has poll queues.
+  enum class Poll : uint8_t { kFromEnv, kOff, kOn };
+  Poll poll = Poll::kFromEnv;
   // Tests only: pretend the namespace has this many bytes (> 0), so that requests past its real
   // end pass CheckRequest and reach the drive, which must fail them.
   uint64_t test_size_override_bytes = 0;
@@ -84,6 +106,24 @@ class NvmeDevice final : public Device {
   // Commands issued since open (a split request counts once per command). Thread safety: any.
   uint64_t commands_issued() const;
 
+  // See Device::RegisterBuffers. Up to kRegisteredBuffersMax iovecs, each at most 1 GiB (the
+  // kernel's limit). kNotSupported when Open() found the kernel refusing fixed passthrough
+  // commands. Waits for in-flight requests. Thread safety: any thread.
+  Status RegisterBuffers(std::span<const iovec> bufs) override;
+  static constexpr size_t kRegisteredBuffersMax = 1024;
+  // Whether the kernel accepts IORING_URING_CMD_FIXED on this device (probed by Open()).
+  bool fixed_buffers_supported() const { return fixed_supported_; }
+  // Read and write commands issued since open with a registered (fixed) buffer and with a plain
+  // one; a split request counts once per command, resubmissions after transient errors do not
+  // count again. Thread safety: any.
+  struct BufferStats {
+    uint64_t fixed_commands = 0;
+    uint64_t plain_commands = 0;
+  };
+  BufferStats buffer_stats() const;
+  // Whether completions are polled (IORING_SETUP_IOPOLL) rather than interrupt-driven.
+  bool polled() const { return iopoll_; }
+
   // Maps an NVMe completion status (as io_uring reports it: SC in bits 7:0, SCT in 10:8, More
   // bit 13, DNR bit 14) to a Status whose message starts with `what`. Exposed for tests.
   static Status StatusFromNvme(uint32_t nvme_status, const std::string& what);
@@ -103,6 +143,7 @@ class NvmeDevice final : public Device {
   };
   struct Command {
     uint32_t request = 0;  // index into requests_
+    int buf_index = -1;    // registered buffer holding this command's bytes, or -1 (plain)
     uint64_t offset_bytes = 0;
     uint32_t length_bytes = 0;
     uint32_t buf_offset = 0;  // into the request's buffer
@@ -110,7 +151,18 @@ class NvmeDevice final : public Device {
     bool busy = false;
   };
 
+  struct Registered {
+    uintptr_t begin = 0, end = 0;  // [begin, end) of one registered iovec
+    int index = 0;
+  };
+
   NvmeDevice() = default;
+  // Registered buffer containing [buf, buf + len), or -1. Requires mu_.
+  int FindFixedLocked(const void* buf, uint32_t len) const;
+  // Open()'s first read of LBA 0, issued fixed when the kernel can take it; sets
+  // fixed_supported_. Must not hold mu_.
+  Status ProbeFirstRead();
+  void ReaperLoopPolled();
   uint32_t AcquireRequestLocked(std::unique_lock<std::mutex>& l);
   uint32_t AcquireCommandLocked(std::unique_lock<std::mutex>& l);
   // Fills an SQE for command slot `c`. Requires mu_.
@@ -130,17 +182,25 @@ class NvmeDevice final : public Device {
   uint32_t lba_shift_ = 9;
   uint32_t max_transfer_bytes_ = 128 * 1024;
   bool ring_ready_ = false;
+  bool iopoll_ = false;           // ring set up with IORING_SETUP_IOPOLL
+  bool fixed_supported_ = false;  // set once by Open()
+  std::string no_fixed_reason_;   // why not, when !fixed_supported_
   io_uring ring_{};
   std::thread reaper_;
 
   mutable std::mutex mu_;       // guards the SQ side of ring_ and everything below
   std::condition_variable cv_;  // a request or command slot was freed
+  std::condition_variable reap_cv_;  // polled ring: commands entered the ring, or stopping
   std::array<Request, kDeviceQueueDepth> requests_{};
   std::array<Command, kCommandSlots> commands_{};
   std::vector<uint32_t> free_requests_;
   std::vector<uint32_t> free_commands_;
+  std::vector<Registered> registered_;  // sorted by begin
+  uint32_t in_ring_ = 0;  // commands handed to the kernel whose completion was not yet reaped
   uint64_t commands_issued_ = 0;
+  BufferStats buffer_stats_;
   bool stopping_ = false;
+  bool reaper_exit_ = false;  // polled ring: the reaper returns once in_ring_ is 0
 };
 
 }  // namespace astra
