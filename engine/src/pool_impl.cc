@@ -1484,7 +1484,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   MetaState::RecMap(&rec, obj, block, ids.data(), count);
   if (zeros) MetaState::RecZeroBlocks(&rec, zeros);
   ApplyLocked(rec);
-  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
   return Status::Ok();
 }
 
@@ -1495,7 +1495,7 @@ Status PoolImpl::Trim(ObjectId obj, uint64_t block, uint64_t count) {
   Encoder rec;
   MetaState::RecTrim(&rec, obj, block, count);
   ApplyLocked(rec);
-  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
   return Status::Ok();
 }
 
@@ -1506,7 +1506,7 @@ Status PoolImpl::CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint
   Encoder rec;
   MetaState::RecClone(&rec, src, src_block, dst, dst_block, count);
   ApplyLocked(rec);
-  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
   return Status::Ok();
 }
 
@@ -1576,7 +1576,7 @@ Status PoolImpl::Commit(const CatalogTxn& txn) {
   Encoder rec;
   MetaState::RecCatalog(&rec, txn);
   ApplyLocked(rec);
-  if (pending_.size() > kJournalBatchBytesMax * 3 / 4) return FlushLocked();
+  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
   return Status::Ok();
 }
 

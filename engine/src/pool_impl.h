@@ -155,6 +155,12 @@ class PoolImpl final : public Pool {
   // Cleans until `free_target` segments are free (or nothing more can be gained).
   Status CleanUntilLocked(uint64_t free_target, uint32_t max_victims, const ProgressFn& progress);
   uint32_t CheckpointReserveSegments() const;
+  // Pending journal bytes at which a write or commit writes the batch out (group commit under
+  // pressure; Flush() writes it at any size): 3/4 of the largest batch this pool's journal takes
+  // (a quarter of the region, at most kJournalProbeBytes), so one batch never needs splitting.
+  uint64_t JournalBatchTarget() const {
+    return std::min<uint64_t>(sb_.journal_bytes / 4, kJournalProbeBytes) * 3 / 4;
+  }
   void TrimSegmentsLocked(const std::vector<uint32_t>& freed);
   void ApplyLocked(Encoder& rec);
   Status FlushLocked();
