@@ -38,11 +38,11 @@ bool ExtentShapeValid(uint32_t length, uint8_t flags) {
 
 // ---------------- record builders ----------------
 
-void MetaState::RecNewExtent(Encoder* e, uint32_t id, const Extent& x) {
+void MetaState::RecNewExtent(Encoder* e, uint32_t id, const Extent& x, uint64_t fingerprint) {
   size_t p;
   BeginRec(e, RecordType::kNewExtent, &p);
   e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U32(x.length); e->U8(x.flags);
-  e->U32(x.crc); e->U64(x.fingerprint);
+  e->U32(x.crc); e->U64(fingerprint);
   EndRec(e, p);
 }
 void MetaState::RecMap(Encoder* e, uint64_t obj, uint64_t block, const uint32_t* ids, uint32_t count) {
@@ -119,22 +119,23 @@ void MetaState::RecZeroBlocks(Encoder* e, uint64_t count) {
 // ---------------- apply ----------------
 
 void MetaState::AddRef(uint32_t id) {
-  assert(id < extents_.size() && extents_[id].used);
+  assert(id < extents_.size() && extents_[id].used());
   extents_[id].refs++;
 }
 
 void MetaState::DropRef(uint32_t id) {
   Extent& x = extents_[id];
-  assert(x.used && x.refs > 0);
+  assert(x.used() && x.refs > 0);
   if (--x.refs > 0) return;
   // Last reference gone: the stored bytes are dead.
   SegmentInfo& s = segs_[x.segment];
   s.live_bytes -= ExtentCharge(x);
   stored_bytes_ -= ExtentCharge(x);
   used_extents_--;
-  if (x.fingerprint != 0) {
-    auto it = dedup_.find(x.fingerprint);
+  if (id < fingerprints_.size() && fingerprints_[id] != 0) {
+    auto it = dedup_.find(fingerprints_[id]);
     if (it != dedup_.end() && it->second == id) dedup_.erase(it);
+    fingerprints_[id] = 0;
   }
   x = Extent{};
   free_ids_.push_back(id);
@@ -191,7 +192,8 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       Extent x;
       x.segment = d.U32(); x.offset = d.U32();
       uint32_t l = d.U32();
-      x.flags = d.U8(); x.crc = d.U32(); x.fingerprint = d.U64();
+      x.flags = d.U8(); x.crc = d.U32();
+      const uint64_t fp = d.U64();
       if (!d.ok()) return bad("new-extent truncated");
       // Ids are handed out densely (a free id, or the next new one), never beyond.
       if (id > extents_.size() || id >= max_extents_ || x.segment >= segs_.size() ||
@@ -200,14 +202,17 @@ Status MetaState::Apply(const uint8_t* rec, size_t len) {
       if (segs_[x.segment].state != SegState::kOpen) return bad("new-extent in a segment that is not open");
       x.length = uint16_t(l);
       if (id >= extents_.size()) extents_.resize(size_t(id) + 1);
-      if (extents_[id].used) return bad("new-extent id already in use");
-      x.used = 1;
+      if (extents_[id].used()) return bad("new-extent id already in use");
       x.refs = 0;
       extents_[id] = x;
+      if (dedup_enabled_) {
+        if (id >= fingerprints_.size()) fingerprints_.resize(extents_.size());
+        fingerprints_[id] = fp;
+      }
       segs_[x.segment].live_bytes += ExtentCharge(x);
       stored_bytes_ += ExtentCharge(x);
       used_extents_++;
-      if (dedup_enabled_ && x.fingerprint != 0) dedup_.try_emplace(x.fingerprint, id);
+      if (dedup_enabled_ && fp != 0) dedup_.try_emplace(fp, id);
       return Status::Ok();
     }
     case RecordType::kMapBlocks: {
@@ -350,7 +355,7 @@ uint32_t MetaState::Lookup(uint64_t obj, uint64_t block) const {
 uint32_t MetaState::PeekFreeExtentId() {
   while (!free_ids_.empty()) {
     uint32_t id = free_ids_.back();
-    if (id < extents_.size() && !extents_[id].used) return id;
+    if (id < extents_.size() && !extents_[id].used()) return id;
     free_ids_.pop_back();  // stale entry (re-used during replay)
   }
   return uint32_t(extents_.size());
@@ -399,7 +404,8 @@ std::vector<uint32_t> MetaState::ReleaseAfterCheckpoint(const std::vector<uint32
 
 uint64_t MetaState::MemoryBytes() const {
   // btree nodes hold ~(key+value) per slot at ~90% fill; flat_hash_map slots + 1 control byte.
-  return extents_.capacity() * sizeof(Extent) + free_ids_.capacity() * 4 + map_.MemoryBytes() +
+  return extents_.capacity() * sizeof(Extent) + fingerprints_.capacity() * 8 + free_ids_.capacity() * 4 +
+         map_.MemoryBytes() +
          dedup_.bucket_count() * (sizeof(std::pair<uint64_t, uint32_t>) + 1) +
          segs_.capacity() * sizeof(SegmentInfo);
 }
@@ -422,9 +428,9 @@ void MetaState::Serialize(Encoder* e) const {
   e->U64(used_extents_);
   for (uint32_t id = 0; id < extents_.size(); id++) {
     const Extent& x = extents_[id];
-    if (!x.used) continue;
+    if (!x.used()) continue;
     e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U16(x.length); e->U8(x.flags);
-    e->U32(x.crc); e->U32(x.refs); e->U64(x.fingerprint);
+    e->U32(x.crc); e->U32(x.refs); e->U64(fingerprint(id));
   }
   e->U64(map_.blocks());
   uint64_t prev_obj = UINT64_MAX, prev_block = 0;
@@ -466,20 +472,23 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
   if (!d.ok() || table > max_extents_ || nx > table || nx > d.remaining() / 31) return bad("extent count");
   extents_.clear();
   extents_.resize(table);
+  fingerprints_.clear();
+  if (dedup_enabled_) fingerprints_.resize(table);
   std::vector<uint32_t> stored_refs;
   for (uint64_t i = 0; i < nx && d.ok(); i++) {
     uint32_t id = d.U32();
     Extent x;
     x.segment = d.U32(); x.offset = d.U32(); x.length = d.U16(); x.flags = d.U8();
-    x.crc = d.U32(); x.refs = d.U32(); x.fingerprint = d.U64();
+    x.crc = d.U32(); x.refs = d.U32();
+    const uint64_t fp = d.U64();
     if (!d.ok()) break;
     if (id >= table || x.segment >= segs_.size() || !ExtentShapeValid(x.length, x.flags))
       return bad("extent " + std::to_string(id) + " out of range");
     if (segs_[x.segment].state != SegState::kOpen && segs_[x.segment].state != SegState::kSealed)
       return bad("extent " + std::to_string(id) + " lives in a segment not in use");
-    if (extents_[id].used) return bad("extent " + std::to_string(id) + " listed twice");
-    x.used = 1;
+    if (extents_[id].used()) return bad("extent " + std::to_string(id) + " listed twice");
     extents_[id] = x;
+    if (dedup_enabled_) fingerprints_[id] = fp;
   }
   uint64_t nm = d.U64();
   map_.Clear();
@@ -525,15 +534,16 @@ void MetaState::RecomputeDerived() {
   for (auto& s : segs_) s.live_bytes = 0;
   for (uint32_t id = 0; id < extents_.size(); id++) {
     Extent& x = extents_[id];
-    if (x.used && x.refs == 0) x = Extent{};  // unreferenced: dead (cannot happen when consistent)
-    if (!x.used) {
+    if (x.used() && x.refs == 0) x = Extent{};  // unreferenced: dead (cannot happen when consistent)
+    if (!x.used()) {
+      if (id < fingerprints_.size()) fingerprints_[id] = 0;
       free_ids_.push_back(id);
       continue;
     }
     segs_[x.segment].live_bytes += ExtentCharge(x);
     stored_bytes_ += ExtentCharge(x);
     used_extents_++;
-    if (dedup_enabled_ && x.fingerprint != 0) dedup_.try_emplace(x.fingerprint, id);
+    if (dedup_enabled_ && fingerprint(id) != 0) dedup_.try_emplace(fingerprint(id), id);
   }
   std::reverse(free_ids_.begin(), free_ids_.end());
   free_segs_.clear();
@@ -558,7 +568,7 @@ uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
   });
   for (uint32_t id = 0; id < extents_.size(); id++) {
     const Extent& x = extents_[id];
-    if (!x.used) continue;
+    if (!x.used()) continue;
     live[x.segment] += ExtentCharge(x);
     if (x.refs != refs[id]) {
       errors++;
@@ -585,7 +595,7 @@ uint64_t MetaState::VerifyDerived(std::vector<std::string>* problems) const {
     problems->push_back("per-object mapped block counts disagree with the block map");
   }
   for (const auto& [fp, id] : dedup_) {
-    if (!ExtentUsed(id) || extents_[id].fingerprint != fp) {
+    if (!ExtentUsed(id) || fingerprint(id) != fp) {
       errors++;
       problems->push_back("dedup index entry points to extent " + std::to_string(id) + " with another fingerprint");
     }

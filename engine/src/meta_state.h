@@ -27,18 +27,19 @@
 namespace astra {
 
 // A stored extent: one 4 KiB logical block, stored raw (4096 bytes), compressed on its own, or
-// as one block of a compressed frame shared with its siblings (journal_format.h).
+// as one block of a compressed frame shared with its siblings (journal_format.h). A free slot of
+// the extent table has length 0 (a stored extent is never empty). Its dedup fingerprint lives in a
+// side table that exists only when the pool deduplicates (MetaState::fingerprint).
 struct Extent {
   uint32_t segment = 0;
   uint32_t offset = 0;      // bytes into the segment's data space (of the frame, if in one)
-  uint16_t length = 0;      // stored bytes (of the whole frame, if in one)
-  uint8_t flags = 0;        // compression, frame index, frame blocks (journal_format.h)
-  uint8_t used = 0;
   uint32_t crc = 0;         // CRC-32C of the stored bytes
   uint32_t refs = 0;        // map entries pointing here (derived)
-  uint64_t fingerprint = 0; // 64 bits of XXH3-128 of the logical block (dedup hint), 0 = none
+  uint16_t length = 0;      // stored bytes (of the whole frame, if in one); 0 = free slot
+  uint8_t flags = 0;        // compression, frame index, frame blocks (journal_format.h)
+  bool used() const { return length != 0; }
 };
-static_assert(sizeof(Extent) == 32, "extent table entry stays 32 bytes (RAM budget)");
+static_assert(sizeof(Extent) == 20, "extent table entry stays 20 bytes (RAM budget, doc/benchmarks.md)");
 static_assert(kFrameBlocksMax * 4096 <= UINT16_MAX, "a frame's stored length fits Extent::length");
 
 inline uint32_t FrameBlocks(const Extent& x) { return FlagsFrameBlocks(x.flags); }
@@ -79,7 +80,8 @@ class MetaState {
   Status Deserialize(const uint8_t* p, size_t n);
 
   // ---- record builders (append to `e`) ----
-  static void RecNewExtent(Encoder* e, uint32_t id, const Extent& x);
+  // `fingerprint`: 64 bits of XXH3-128 of the logical block (dedup hint), 0 = none.
+  static void RecNewExtent(Encoder* e, uint32_t id, const Extent& x, uint64_t fingerprint);
   static void RecMap(Encoder* e, uint64_t obj, uint64_t block, const uint32_t* ids, uint32_t count);
   static void RecTrim(Encoder* e, uint64_t obj, uint64_t block, uint64_t count);
   static void RecCatalog(Encoder* e, const CatalogTxn& txn);
@@ -97,7 +99,9 @@ class MetaState {
   // ---- queries ----
   uint32_t Lookup(uint64_t obj, uint64_t block) const;  // kHoleId if unmapped
   const Extent& extent(uint32_t id) const { return extents_[id]; }
-  bool ExtentUsed(uint32_t id) const { return id < extents_.size() && extents_[id].used; }
+  bool ExtentUsed(uint32_t id) const { return id < extents_.size() && extents_[id].used(); }
+  // The extent's dedup fingerprint (0 = none; always 0 when the pool does not deduplicate).
+  uint64_t fingerprint(uint32_t id) const { return id < fingerprints_.size() ? fingerprints_[id] : 0; }
   uint32_t ExtentCount() const { return uint32_t(extents_.size()); }
   uint32_t PeekFreeExtentId();  // the id the next new extent will get (not yet taken)
   uint32_t DedupLookup(uint64_t fp) const;  // kHoleId if none
@@ -146,6 +150,7 @@ class MetaState {
   bool dedup_enabled_ = true;
   uint64_t max_extents_ = kExtentsMax;
   std::vector<Extent> extents_;
+  std::vector<uint64_t> fingerprints_;  // parallel to extents_, only with dedup (else empty)
   std::vector<uint32_t> free_ids_;
   BlockMap map_;
   absl::btree_map<std::string, std::string> catalog_;

@@ -1435,8 +1435,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
         return Status::NoSpace("extent table full");
       }
       x.flags = FrameFlags(compression, j, blocks);
-      x.fingerprint = fps[first + j];
-      MetaState::RecNewExtent(&rec, id, x);
+      MetaState::RecNewExtent(&rec, id, x, fps[first + j]);
       ApplyLocked(rec);
       ids[first + j] = id;
     }
@@ -2039,7 +2038,8 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
       const uint32_t r0 = uint32_t(x.offset / sdb), r1 = uint32_t((uint64_t(x.offset) + x.length - 1) / sdb);
       for (uint32_t r = r0; r <= r1; r++) bad_rows.insert(row_key(x.segment, r));
     }
-    if (x.fingerprint != 0 && sb_.dedup && !opts_.force_fingerprint && Fingerprint(block) != x.fingerprint) {
+    const uint64_t fp = state_.fingerprint(id);
+    if (fp != 0 && sb_.dedup && !opts_.force_fingerprint && Fingerprint(block) != fp) {
       rep.other_errors++;
       problem("extent " + std::to_string(id) + ": stored block does not match its dedup fingerprint");
     }

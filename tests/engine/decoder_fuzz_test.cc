@@ -59,8 +59,8 @@ TEST(DecoderFuzzTest, JournalBatch) {
   std::mt19937_64 rng(TestSeed(2));
   Encoder recs;
   MetaState::RecSegOpen(&recs, 3, SegKind::kData);
-  Extent x{3, 0, 4096, 0, 1, 0x1234, 0, 77};
-  MetaState::RecNewExtent(&recs, 0, x);
+  Extent x{3, 0, 0x1234, 0, 4096, 0};  // segment, offset, crc, refs, length, flags
+  MetaState::RecNewExtent(&recs, 0, x, 77);
   uint32_t ids[2] = {0, kHoleId};
   MetaState::RecMap(&recs, 9, 100, ids, 2);
   std::vector<uint8_t> good(BatchBytes(uint32_t(recs.size())));
@@ -86,8 +86,8 @@ TEST(DecoderFuzzTest, RecordsApplyNeverCrash) {
   std::mt19937_64 rng(TestSeed(3));
   Encoder recs;
   MetaState::RecSegOpen(&recs, 3, SegKind::kData);
-  Extent x{3, 0, 4096, 0, 1, 0x1234, 0, 77};
-  MetaState::RecNewExtent(&recs, 0, x);
+  Extent x{3, 0, 0x1234, 0, 4096, 0};  // segment, offset, crc, refs, length, flags
+  MetaState::RecNewExtent(&recs, 0, x, 77);
   uint32_t ids[2] = {0, kHoleId};
   MetaState::RecMap(&recs, 9, 100, ids, 2);
   CatalogTxn t;
@@ -120,8 +120,8 @@ TEST(DecoderFuzzTest, CheckpointImageNeverCrash) {
   Encoder recs;
   MetaState::RecSegOpen(&recs, 2, SegKind::kData);
   for (uint32_t i = 0; i < 20; i++) {
-    Extent x{2, i * 4096, 4096, 0, 1, i, 0, 1000 + i};
-    MetaState::RecNewExtent(&recs, i, x);
+    Extent x{2, i * 4096, i, 0, 4096, 0};  // segment, offset, crc, refs, length, flags
+    MetaState::RecNewExtent(&recs, i, x, 1000 + i);
     uint32_t id = i;
     MetaState::RecMap(&recs, 5, i, &id, 1);
   }
