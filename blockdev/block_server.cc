@@ -8,8 +8,8 @@
 
 namespace astra::blockdev {
 
-BlockServer::BlockServer(Pool* pool, std::vector<std::string> members)
-    : pool_(pool), members_(std::move(members)) {
+BlockServer::BlockServer(Pool* pool, std::vector<std::string> members, ServerKind kind)
+    : pool_(pool), members_(std::move(members)), kind_(kind) {
   assert(pool_ != nullptr);
 }
 
@@ -35,6 +35,7 @@ size_t BlockServer::exports() const {
 Result<VolumeRecord> BlockServer::FindOrCreateVolume(const ExportOptions& opts) {
   ASTRA_RETURN_IF_ERROR(CheckVolumeName(opts.volume));
   if (opts.size_bytes != 0) ASTRA_RETURN_IF_ERROR(CheckVolumeSize(opts.size_bytes));
+  ASTRA_RETURN_IF_ERROR(CheckLogicalBlockSize(opts.logical_block_bytes));
   const std::string key = VolumeKey(opts.volume);
   Result<std::string> got = pool_->Get(key);
   if (got.ok()) {
@@ -44,6 +45,12 @@ Result<VolumeRecord> BlockServer::FindOrCreateVolume(const ExportOptions& opts) 
                                      std::to_string(rec.size_bytes) + " bytes, not " +
                                      std::to_string(opts.size_bytes) +
                                      " (resizing is not supported)");
+    }
+    if (opts.logical_block_bytes != 0 && opts.logical_block_bytes != rec.block_bytes) {
+      return Status::InvalidArgument(
+          "volume '" + opts.volume + "' has " + std::to_string(rec.block_bytes) +
+          "-byte logical blocks, not " + std::to_string(opts.logical_block_bytes) +
+          " (fixed when the volume was created: a file system on it depends on it)");
     }
     return rec;
   }
@@ -56,7 +63,7 @@ Result<VolumeRecord> BlockServer::FindOrCreateVolume(const ExportOptions& opts) 
   VolumeRecord rec;
   rec.object = object;
   rec.size_bytes = opts.size_bytes;
-  rec.block_bytes = 4096;
+  rec.block_bytes = opts.logical_block_bytes != 0 ? opts.logical_block_bytes : 4096;
   CatalogTxn txn;
   txn.expect_absent.push_back(key);
   txn.Put(key, EncodeVolumeRecord(rec));
@@ -75,11 +82,12 @@ Status BlockServer::SaveRecord(uint32_t dev_id, const Entry& e) {
   r.volume = e.volume;
   r.object = e.rec.object;
   r.size_bytes = e.rec.size_bytes;
-  r.block_bytes = e.rec.block_bytes;
+  r.block_bytes = e.dev->logical_block_bytes();
   r.queues = e.dev->queues();
   r.depth = e.dev->depth();
   r.workers = e.workers;
   r.pid = getpid();
+  r.by_mount = kind_ == ServerKind::kMount;
   r.members = members_;
   return SaveDeviceRecord(r);
 }
@@ -98,7 +106,7 @@ Result<uint32_t> BlockServer::Export(const ExportOptions& opts) {
   e.volume = opts.volume;
   e.rec = rec;
   e.workers = opts.workers_per_queue;
-  e.target = std::make_unique<VolumeTarget>(pool_, rec.object, rec.size_bytes);
+  e.target = std::make_unique<VolumeTarget>(pool_, rec.object, rec.size_bytes, rec.block_bytes);
   ublk::DeviceOptions dopts;
   dopts.size_bytes = rec.size_bytes;
   dopts.queues = opts.queues;
@@ -114,10 +122,13 @@ Result<uint32_t> BlockServer::Export(const ExportOptions& opts) {
     e.dev->Delete().IgnoreError();
     return st.Annotate("device record");
   }
-  fprintf(stderr, "astrafs-ublk: volume '%s' (object %llu, %llu bytes) is %s (%s, %u queues x %u)\n",
+  fprintf(stderr,
+          "astrafs-ublk: volume '%s' (object %llu, %llu bytes) is %s (%s, %u queues x %u, "
+          "%u-byte logical blocks)\n",
           e.volume.c_str(), static_cast<unsigned long long>(rec.object),
           static_cast<unsigned long long>(rec.size_bytes), e.dev->block_path().c_str(),
-          e.dev->user_copy() ? "user-copy" : "buffer-copy", e.dev->queues(), e.dev->depth());
+          e.dev->user_copy() ? "user-copy" : "buffer-copy", e.dev->queues(), e.dev->depth(),
+          rec.block_bytes);
   exports_.emplace(id, std::move(e));
   return id;
 }
@@ -135,16 +146,23 @@ Result<uint32_t> BlockServer::Recover(uint32_t dev_id) {
     return Status::InvalidArgument("device " + std::to_string(dev_id) + " record names volume '" +
                                    dr.volume + "' with object/size that the pool does not have");
   }
+  for (const auto& [id, other] : exports_) {
+    if (other.volume == dr.volume) {
+      return Status::Exists("volume '" + dr.volume + "' is already exported here as /dev/ublkb" +
+                            std::to_string(id));
+    }
+  }
   Entry e;
   e.volume = dr.volume;
   e.rec = rec;
   e.workers = dr.workers ? dr.workers : 2;
-  e.target = std::make_unique<VolumeTarget>(pool_, rec.object, rec.size_bytes);
-  ASTRA_ASSIGN_OR_RETURN(e.dev,
-                         ublk::UblkDevice::Recover(ctrl_.get(), dev_id, e.target.get(), e.workers));
+  // The block size the device was created with (the record's; the kernel's must agree).
+  e.target = std::make_unique<VolumeTarget>(pool_, rec.object, rec.size_bytes, dr.block_bytes);
+  ASTRA_ASSIGN_OR_RETURN(e.dev, ublk::UblkDevice::Recover(ctrl_.get(), dev_id, e.target.get(),
+                                                          e.workers, dr.block_bytes));
   SaveRecord(dev_id, e).IgnoreError();  // only the pid changes; the old record stays usable
-  fprintf(stderr, "astrafs-ublk: recovered %s (volume '%s')\n", e.dev->block_path().c_str(),
-          e.volume.c_str());
+  fprintf(stderr, "astrafs-ublk: recovered %s (volume '%s', %u-byte logical blocks)\n",
+          e.dev->block_path().c_str(), e.volume.c_str(), e.dev->logical_block_bytes());
   exports_.emplace(dev_id, std::move(e));
   return dev_id;
 }
@@ -191,7 +209,15 @@ std::string BlockServer::Describe() {
   for (const auto& [id, e] : exports_) {
     o << "device " << id << " /dev/ublkb" << id << " volume " << e.volume << " size_bytes "
       << e.rec.size_bytes << " mapped_bytes " << pool_->ObjectMappedBlocks(e.rec.object) * 4096
-      << " requests " << e.dev->requests() << " errors " << e.target->errors() << "\n";
+      << " requests " << e.dev->requests() << " errors " << e.target->errors()
+      << " logical_block_bytes " << e.dev->logical_block_bytes() << " rmw_blocks "
+      << e.target->stats().rmw_blocks.load() << "\n";
+  }
+  for (const auto& [id, e] : exports_) {
+    const ublk::DeviceTotals t = e.dev->totals();
+    o << "stages " << id << " requests " << t.requests << " dispatch_ns " << t.dispatch_ns
+      << " copy_ns " << t.copy_ns << " target_ns " << t.target_ns << " complete_ns "
+      << t.complete_ns << "\n";
   }
   return o.str();
 }

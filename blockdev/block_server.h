@@ -33,12 +33,20 @@ struct ExportOptions {
   uint16_t depth = 64;
   uint32_t workers_per_queue = 2;
   bool user_copy = true;    // when the kernel offers it
+  // 512 or 4096; 0: the volume's own (a new volume: 4096). Fixed when the volume is created
+  // (a file system on it depends on it): a different value for an existing volume is refused.
+  uint32_t logical_block_bytes = 0;
 };
+
+// Who serves the devices: recorded in each device record, so `astrafs-ublk recover N` knows
+// whether to start an astrafs-ublk server or to ask the pool's astrafs-mount.
+enum class ServerKind : uint8_t { kUblkDaemon = 0, kMount = 1 };
 
 class BlockServer {
  public:
   // `members`: the pool's member paths, recorded so a restarted server can reopen the pool.
-  BlockServer(Pool* pool, std::vector<std::string> members);
+  BlockServer(Pool* pool, std::vector<std::string> members,
+              ServerKind kind = ServerKind::kUblkDaemon);
   ~BlockServer();  // stops every device without deleting it (they stay recoverable)
 
   // Errors: kNotFound "ublk_drv not loaded: run modprobe ublk_drv".
@@ -47,13 +55,16 @@ class BlockServer {
   // Returns the device id N (/dev/ublkbN). kInvalidArgument for a missing volume without a size,
   // a size beyond the limits or differing from the stored one; kExists if already exported.
   Result<uint32_t> Export(const ExportOptions& opts);
-  // Re-attaches device `dev_id` (its previous server died) using its record.
+  // Re-attaches device `dev_id` (its previous server died) using its record: same volume, same
+  // logical block size. kNotFound without a record; kInvalidArgument when the record does not
+  // match the pool's volume or the kernel's device; kBusy while a live process serves it.
   Result<uint32_t> Recover(uint32_t dev_id);
   // Flushes, STOP_DEV, DEL_DEV, forgets the record.
   Status Remove(uint32_t dev_id);
   Status RemoveAll();
   size_t exports() const;
-  // One line per export and a pool space summary (for `astrafs-ublk status`).
+  // One line per export and a pool space summary (for `astrafs-ublk status`), then one `stages`
+  // line per export: requests served and nanoseconds summed per stage (QueueStats, ublk_queue.h).
   std::string Describe();
 
  private:
@@ -69,6 +80,7 @@ class BlockServer {
 
   Pool* const pool_;
   const std::vector<std::string> members_;
+  const ServerKind kind_;
   mutable std::mutex mu_;
   std::unique_ptr<ublk::UblkControl> ctrl_;
   std::map<uint32_t, Entry> exports_;

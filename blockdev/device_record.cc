@@ -84,7 +84,7 @@ std::string EncodeDeviceRecord(const DeviceRecord& r) {
     << ", \"object\": " << r.object << ", \"size_bytes\": " << r.size_bytes
     << ", \"block_bytes\": " << r.block_bytes << ", \"queues\": " << r.queues
     << ", \"depth\": " << r.depth << ", \"workers\": " << r.workers << ", \"pid\": " << r.pid
-    << ", \"members\": [";
+    << ", \"by_mount\": " << (r.by_mount ? 1 : 0) << ", \"members\": [";
   for (size_t i = 0; i < r.members.size(); i++) o << (i ? ", " : "") << Quote(r.members[i]);
   o << "]}\n";
   return o.str();
@@ -121,12 +121,16 @@ Result<DeviceRecord> DecodeDeviceRecord(const std::string& json, const std::stri
       else if (key == "depth") r.depth = static_cast<uint32_t>(v);
       else if (key == "workers") r.workers = static_cast<uint32_t>(v);
       else if (key == "pid") r.pid = v;
+      else if (key == "by_mount") r.by_mount = v != 0;
       // unknown integer keys: ignored (forward compatible)
     }
     if (!rd.Eat(',')) break;
   }
   if (!rd.Eat('}')) return bad("unterminated object");
   if (!have_id || r.volume.empty() || r.members.empty()) return bad("dev_id, volume or members missing");
+  if (r.block_bytes != 512 && r.block_bytes != 4096) {
+    return bad("block_bytes " + std::to_string(r.block_bytes) + " is neither 512 nor 4096");
+  }
   return r;
 }
 

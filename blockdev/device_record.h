@@ -5,7 +5,10 @@
 // needs (queues, depth, flags, block size) is also in the kernel (GET_DEV_INFO / GET_PARAMS); the
 // record adds what only we know: the pool members, the volume and its engine object.
 //   {"dev_id": 0, "volume": "vol0", "object": 17, "size_bytes": 1073741824, "block_bytes": 4096,
-//    "queues": 2, "depth": 64, "workers": 2, "pid": 1234, "members": ["/dev/nvme0n1", ...]}
+//    "queues": 2, "depth": 64, "workers": 2, "pid": 1234, "by_mount": 0,
+//    "members": ["/dev/nvme0n1", ...]}
+// block_bytes: the logical block size given to the kernel (512 or 4096; absent: 4096).
+// by_mount: 1 when astrafs-mount serves the device (recover asks the pool's mount), else 0.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +28,7 @@ struct DeviceRecord {
   uint32_t block_bytes = 4096;
   uint32_t queues = 1, depth = 64, workers = 2;
   int64_t pid = 0;
+  bool by_mount = false;
   std::vector<std::string> members;
 };
 

@@ -1,7 +1,8 @@
 // astrafs-ublk: exports AstraFS volumes as Linux block devices /dev/ublkbN (see doc/blockdev.md).
 //
 //   astrafs-ublk add [--volume NAME] [--size BYTES] [--queues N] [--depth D] [--workers W]
-//                    [--buffer-copy] DEVICE[,DEVICE...] | MOUNTPOINT
+//                    [--buffer-copy] [--logical-block-size 512|4096]
+//                    DEVICE[,DEVICE...] | MOUNTPOINT
 //   astrafs-ublk list [MOUNTPOINT]
 //   astrafs-ublk del N
 //   astrafs-ublk recover N
@@ -11,7 +12,8 @@
 // it (daemonized) when no server for these members is running, or asks the running one through its
 // control socket; it prints /dev/ublkbN once the device is usable. When the pool is mounted
 // (astrafs-mount holds it), `add` asks that process instead, through the mount's control socket
-// (doc/control.md), given the mount point or the members; list, del and status follow.
+// (doc/control.md), given the mount point or the members; list, del, status and recover follow
+// (recover of a mount's device: after the mount died, once the pool is mounted again).
 // Tests only: ASTRA_TEST_FAULT=MEMBER:AFTER_IOS makes a member die mid-run (doc/blockdev.md).
 #include <fcntl.h>
 #include <poll.h>
@@ -273,9 +275,10 @@ std::string HandleRequest(BlockServer& srv, const std::string& line) {
   };
   if (cmd == "add") {
     ExportOptions o;
-    uint32_t queues = 0, depth = 0, uc = 1;
+    uint32_t queues = 0, depth = 0, uc = 1, lbs = 0;
     in >> o.volume >> o.size_bytes >> queues >> depth >> o.workers_per_queue >> uc;
     if (!in) return "err malformed add request";
+    if (in >> lbs) o.logical_block_bytes = lbs;  // optional (absent from older clients)
     o.queues = static_cast<uint16_t>(queues);
     o.depth = static_cast<uint16_t>(depth);
     o.user_copy = uc != 0;
@@ -448,7 +451,7 @@ Result<std::string> Dispatch(const std::vector<std::string>& members, const std:
 int CmdAdd(const std::vector<std::string>& args) {
   po::options_description desc("astrafs-ublk add [options] DEVICE[,DEVICE...]");
   std::string volume = "vol0", size_text, members_text;
-  uint32_t queues = 1, depth = 64, workers = 2;
+  uint32_t queues = 1, depth = 64, workers = 2, logical_block = 0;
   bool buffer_copy = false;
   desc.add_options()
       ("volume", po::value(&volume), "volume name (created when missing and --size is given)")
@@ -457,6 +460,8 @@ int CmdAdd(const std::vector<std::string>& args) {
       ("depth", po::value(&depth), "requests in flight per queue, 1..1024")
       ("workers", po::value(&workers), "engine worker threads per queue, 1..16")
       ("buffer-copy", po::bool_switch(&buffer_copy), "do not use USER_COPY even if offered")
+      ("logical-block-size", po::value(&logical_block),
+       "512 or 4096 (default: the volume's; a new volume gets 4096); fixed at creation")
       ("members", po::value(&members_text), "pool members, comma-separated");
   po::positional_options_description pos;
   pos.add("members", 1);
@@ -482,6 +487,10 @@ int CmdAdd(const std::vector<std::string>& args) {
   if (queues < 1 || queues > astra::ublk::kQueuesMax) return Fail("--queues must be 1..16");
   if (depth < 1 || depth > astra::ublk::kQueueDepthMax) return Fail("--depth must be 1..1024");
   if (workers < 1 || workers > astra::ublk::kWorkersPerQueueMax) return Fail("--workers must be 1..16");
+  if (vm.count("logical-block-size") && logical_block != 512 && logical_block != 4096) {
+    return Fail("--logical-block-size " + std::to_string(logical_block) +
+                " is not supported: use 512 or 4096");
+  }
   if (Status st = RequireUblk(); !st.ok()) return Fail(st);
   // A mounted pool: astrafs-mount holds it, so it exports the volume itself.
   struct stat dst;
@@ -502,6 +511,7 @@ int CmdAdd(const std::vector<std::string>& args) {
     r.depth = depth;
     r.workers = workers;
     r.buffer_copy = buffer_copy;
+    r.logical_block_bytes = logical_block;
     auto v = CallMount(*mount_sock, r);
     if (!v.ok()) {
       return Fail(v.status().message().empty() ? v.status().ToString() : v.status().message());
@@ -514,7 +524,7 @@ int CmdAdd(const std::vector<std::string>& args) {
   }
   std::ostringstream req;
   req << "add " << volume << " " << size << " " << queues << " " << depth << " " << workers << " "
-      << (buffer_copy ? 0 : 1);
+      << (buffer_copy ? 0 : 1) << " " << logical_block;
   auto r = Dispatch(members, req.str());
   if (!r.ok()) return Fail(r.status().message().empty() ? r.status().ToString() : r.status().message());
   WaitForNode(*r);
@@ -540,24 +550,28 @@ int CmdForDevice(const std::string& cmd, const std::vector<std::string>& args) {
   if (!rec.ok()) return Fail(rec.status());
   const std::string sock = ControlSocketPath(rec->members);
   const std::string request = cmd + " " + std::to_string(*id);
-  // Served by astrafs-mount (the pool is mounted): del and status go to it; recover does not apply.
+  // Served by astrafs-mount (the pool is mounted): del, status and recover go to it.
   if (SendRequest(sock, "status").status().IsNotFound()) {
     std::string joined;
     for (const auto& m : rec->members) joined += (joined.empty() ? "" : ",") + m;
     auto ms = MountSocketForMembers(joined);
     if (!ms.ok() && !ms.status().IsNotFound()) return Fail(ms.status());
     if (ms.ok()) {
-      if (cmd == "recover") {
-        return Fail("/dev/ublkb" + std::to_string(*id) + " is served by the astrafs-mount of its "
-                    "pool, which is running; devices served by a mount are not recovered "
-                    "(del it and add it again)");
-      }
       astra::control::Request r;
-      r.command = cmd == "del" ? "unexport" : "exports";
+      r.command = cmd == "del" ? "unexport" : cmd == "recover" ? "recover" : "exports";
       r.device = *id;
       auto v = CallMount(*ms, r);
-      if (!v.ok()) return Fail(v.status().message());
-      if (cmd == "status") {
+      if (cmd == "del" && !v.ok() && v.status().IsNotFound()) {
+        // Not served by this mount: its server (an astrafs-ublk daemon, or an earlier mount of
+        // the pool) died. Removed directly below.
+      } else if (!v.ok()) {
+        return Fail(v.status().message());
+      } else if (cmd == "recover") {
+        auto path = astra::control::GetString(*v, "path");
+        if (!path.ok()) return Fail(path.status());
+        std::cout << *path << std::endl;
+        return 0;
+      } else if (cmd == "status") {
         bool found = false;
         if (const auto* ex = v->Find("exports")) {
           for (const auto& e : ex->items) {
@@ -575,8 +589,17 @@ int CmdForDevice(const std::string& cmd, const std::vector<std::string>& args) {
           });
         }
         PrintMountExports(one);
+        return 0;
+      } else {
+        return 0;  // del done by the mount
       }
-      return 0;
+    } else if (cmd == "recover" && rec->by_mount) {
+      // Its server was astrafs-mount: an astrafs-ublk server would take the pool and the
+      // remount would then fail. The new mount takes the device back instead.
+      return Fail("/dev/ublkb" + std::to_string(*id) + " was served by astrafs-mount (pid " +
+                  std::to_string(rec->pid) + "), which is gone: mount the pool again " +
+                  "(astrafs-mount " + joined + " MOUNTPOINT), then run astrafs-ublk recover " +
+                  std::to_string(*id));
     }
   }
   if (cmd == "recover") {
@@ -640,6 +663,7 @@ int CmdList(const std::vector<std::string>& args) {
 void Usage() {
   std::cerr << "usage: astrafs-ublk add [--volume NAME] [--size BYTES] [--queues N] [--depth D]\n"
                "                        [--workers W] [--buffer-copy]\n"
+               "                        [--logical-block-size 512|4096]\n"
                "                        DEVICE[,DEVICE...] | MOUNTPOINT\n"
                "       astrafs-ublk list [MOUNTPOINT]\n"
                "       astrafs-ublk del N\n"

@@ -92,6 +92,7 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Create(UblkControl* ctrl,
   if (!st.ok()) return undo(st);
   st = ctrl->StartDev(info.dev_id, getpid());
   if (!st.ok()) return undo(st);
+  dev->logical_block_bytes_ = opts.logical_block_bytes;
   dev->stopped_ = false;
   return dev;
 }
@@ -99,8 +100,22 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Create(UblkControl* ctrl,
 Result<std::unique_ptr<UblkDevice>> UblkDevice::Recover(UblkControl* ctrl, uint32_t dev_id,
                                                         BlockTarget* target,
                                                         uint32_t workers_per_queue,
+                                                        uint32_t expect_logical_block_bytes,
                                                         int wait_quiesce_ms) {
   ASTRA_ASSIGN_OR_RETURN(ublksrv_ctrl_dev_info info, ctrl->GetDevInfo(dev_id));
+  ASTRA_ASSIGN_OR_RETURN(ublk_params params, ctrl->GetParams(dev_id));
+  if (params.basic.logical_bs_shift != 9 && params.basic.logical_bs_shift != 12) {
+    return Status::NotSupported("ublk device " + std::to_string(dev_id) +
+                                " has a logical block of 2^" +
+                                std::to_string(params.basic.logical_bs_shift) +
+                                " bytes (only 512 and 4096 are served)");
+  }
+  const uint32_t lbs = 1u << params.basic.logical_bs_shift;
+  if (expect_logical_block_bytes != 0 && lbs != expect_logical_block_bytes) {
+    return Status::InvalidArgument("ublk device " + std::to_string(dev_id) + " has " +
+                                   std::to_string(lbs) + "-byte logical blocks, its record " +
+                                   std::to_string(expect_logical_block_bytes));
+  }
   if (!(info.flags & kFeatUserRecovery)) {
     return Status::NotSupported("ublk device " + std::to_string(dev_id) +
                                 " was created without USER_RECOVERY");
@@ -133,6 +148,7 @@ Result<std::unique_ptr<UblkDevice>> UblkDevice::Recover(UblkControl* ctrl, uint3
     dev->StopQueues();
     return st;
   }
+  dev->logical_block_bytes_ = lbs;
   dev->stopped_ = false;
   return dev;
 }
@@ -195,6 +211,20 @@ Status UblkDevice::Delete() {
     cdev_fd_ = -1;
   }
   return ctrl_->DelDev(id());
+}
+
+DeviceTotals UblkDevice::totals() const {
+  DeviceTotals t;
+  for (const auto& q : queues_) {
+    const QueueStats& s = q->stats();
+    t.requests += s.requests.load();
+    t.errors += s.errors.load();
+    t.dispatch_ns += s.dispatch_ns.load();
+    t.copy_ns += s.copy_ns.load();
+    t.target_ns += s.target_ns.load();
+    t.complete_ns += s.complete_ns.load();
+  }
+  return t;
 }
 
 uint64_t UblkDevice::requests() const {

@@ -41,14 +41,22 @@ uint64_t ChooseDeviceFlags(uint64_t kernel_features, const DeviceOptions& opts);
 // Parameters for SET_PARAMS: block sizes, discard and write-zeroes limits, volatile cache + FUA.
 ublk_params MakeParams(const DeviceOptions& opts, uint32_t max_io_bytes);
 
+// Sums of every queue's QueueStats (ublk_queue.h), plain numbers.
+struct DeviceTotals {
+  uint64_t requests = 0, errors = 0;
+  uint64_t dispatch_ns = 0, copy_ns = 0, target_ns = 0, complete_ns = 0;
+};
+
 class UblkDevice {
  public:
   static Result<std::unique_ptr<UblkDevice>> Create(UblkControl* ctrl, const DeviceOptions& opts,
                                                     BlockTarget* target);
-  // `workers_per_queue`: geometry (queues, depth, flags) comes from the kernel's record.
+  // `workers_per_queue`: geometry (queues, depth, flags, block size) comes from the kernel's
+  // record; `expect_logical_block_bytes` (0: any) must match the kernel's (kInvalidArgument).
   static Result<std::unique_ptr<UblkDevice>> Recover(UblkControl* ctrl, uint32_t dev_id,
                                                      BlockTarget* target,
                                                      uint32_t workers_per_queue,
+                                                     uint32_t expect_logical_block_bytes = 0,
                                                      int wait_quiesce_ms = 30000);
   ~UblkDevice();
 
@@ -63,6 +71,9 @@ class UblkDevice {
   std::string block_path() const { return "/dev/ublkb" + std::to_string(id()); }
   std::string char_path() const { return "/dev/ublkc" + std::to_string(id()); }
   uint64_t requests() const;
+  DeviceTotals totals() const;
+  // The logical block size the kernel was given (SET_PARAMS), 512 or 4096.
+  uint32_t logical_block_bytes() const { return logical_block_bytes_; }
 
  private:
   UblkDevice(UblkControl* ctrl, BlockTarget* target) : ctrl_(ctrl), target_(target) {}
@@ -76,6 +87,7 @@ class UblkDevice {
   int cdev_fd_ = -1;
   std::vector<std::unique_ptr<UblkQueue>> queues_;
   bool stopped_ = true;
+  uint32_t logical_block_bytes_ = 4096;
 };
 
 }  // namespace astra::ublk

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "blockdev/ublk_uapi.h"
 #include "blockdev/user_data.h"
@@ -39,6 +40,12 @@ bool CopyAll(bool to_kernel, int fd, uint8_t* buf, size_t len, uint64_t pos) {
 
 }  // namespace
 
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 UblkQueue::UblkQueue(const QueueConfig& cfg, BlockTarget* target) : cfg_(cfg), target_(target) {
   assert(cfg.depth >= 1 && cfg.depth <= kQueueDepthMax);
   assert(cfg.workers >= 1 && cfg.workers <= kWorkersPerQueueMax);
@@ -46,6 +53,8 @@ UblkQueue::UblkQueue(const QueueConfig& cfg, BlockTarget* target) : cfg_(cfg), t
   assert(cfg.cdev_fd >= 0 && target != nullptr);
   tags_.resize(cfg.depth);
   results_.resize(cfg.depth);
+  fetched_ns_.resize(cfg.depth);
+  served_ns_.resize(cfg.depth);
   pending_.reserve(cfg.depth);
   done_.reserve(cfg.depth);
 }
@@ -182,6 +191,7 @@ void UblkQueue::QueueThread() {
       break;
     }
     bool wakeup = false;
+    const uint64_t reaped_ns = MonotonicNs();
     unsigned head, seen = 0;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(ring_.get(), head, cqe) {
@@ -199,6 +209,7 @@ void UblkQueue::QueueThread() {
       if (cqe->res == kIoResOk) {
         t.state = TagState::kServing;
         serving++;
+        fetched_ns_[tag] = reaped_ns;
         std::lock_guard<std::mutex> lock(mu_);
         assert(pending_.size() < cfg_.depth);
         pending_.push_back(tag);
@@ -219,7 +230,9 @@ void UblkQueue::QueueThread() {
     if (wakeup) {
       {
         std::lock_guard<std::mutex> lock(mu_);
+        const uint64_t now = MonotonicNs();  // after every served_ns_ of done_ (under mu_)
         for (uint16_t tag : done_) {
+          stats_.complete_ns.fetch_add(now - served_ns_[tag], std::memory_order_relaxed);
           assert(tags_[tag].state == TagState::kServing);
           tags_[tag].state = TagState::kDone;
           assert(serving > 0);
@@ -248,6 +261,7 @@ void UblkQueue::WorkerThread() {
       pending_.erase(pending_.begin());  // depth is small; a deque would allocate
     }
     ServeTag(tag);
+    served_ns_[tag] = MonotonicNs();
     {
       std::lock_guard<std::mutex> lock(mu_);
       assert(done_.size() < cfg_.depth);
@@ -270,6 +284,8 @@ void UblkQueue::ServeTag(uint16_t tag) {
   uint8_t* buf = TagBuffer(tag);
   const bool has_data = req.op == BlockOp::kRead || req.op == BlockOp::kWrite;
   int32_t result;
+  const uint64_t t0 = MonotonicNs();
+  uint64_t copy_ns = 0, target_ns = 0;
   if (has_data && req.length_bytes > cfg_.max_io_bytes) {
     result = -EINVAL;  // the kernel honours max_sectors; never expected
   } else if (req.op == BlockOp::kWrite && cfg_.user_copy &&
@@ -277,14 +293,21 @@ void UblkQueue::ServeTag(uint16_t tag) {
                       UserCopyPos(cfg_.queue_id, tag, 0))) {
     result = -EIO;
   } else {
+    const uint64_t t1 = MonotonicNs();
     int r = target_->Serve(req, buf);
+    const uint64_t t2 = MonotonicNs();
     if (r == 0 && req.op == BlockOp::kRead && cfg_.user_copy &&
         !CopyAll(true, cfg_.cdev_fd, buf, req.length_bytes, UserCopyPos(cfg_.queue_id, tag, 0))) {
       r = -EIO;
     }
+    copy_ns = (t1 - t0) + (MonotonicNs() - t2);
+    target_ns = t2 - t1;
     // READ and WRITE complete with the byte count (a short count makes the kernel requeue).
     result = r < 0 ? r : (has_data ? static_cast<int32_t>(req.length_bytes) : 0);
   }
+  stats_.dispatch_ns.fetch_add(t0 - fetched_ns_[tag], std::memory_order_relaxed);
+  stats_.copy_ns.fetch_add(copy_ns, std::memory_order_relaxed);
+  stats_.target_ns.fetch_add(target_ns, std::memory_order_relaxed);
   stats_.requests.fetch_add(1, std::memory_order_relaxed);
   if (result < 0) stats_.errors.fetch_add(1, std::memory_order_relaxed);
   if (result > 0 && req.op == BlockOp::kRead) stats_.bytes_read.fetch_add(result);

@@ -52,7 +52,18 @@ struct QueueConfig {
 
 struct QueueStats {
   std::atomic<uint64_t> requests{0}, errors{0}, bytes_read{0}, bytes_written{0};
+  // Where a request's time goes inside the server (CLOCK_MONOTONIC nanoseconds, summed over
+  // `requests`), for the speed breakdown in doc/blockdev.md:
+  //   dispatch: its CQE reaped by the queue thread -> a worker starts on it
+  //   copy:     USER_COPY pread (WRITE) / pwrite (READ) of the data from / to /dev/ublkcN
+  //   target:   BlockTarget::Serve (the engine call)
+  //   complete: the worker is done -> the queue thread queues COMMIT_AND_FETCH_REQ
+  // Not seen here: the kernel's side and the io_uring round trip (fio's latency minus these).
+  std::atomic<uint64_t> dispatch_ns{0}, copy_ns{0}, target_ns{0}, complete_ns{0};
 };
+
+// CLOCK_MONOTONIC in nanoseconds.
+uint64_t MonotonicNs();
 
 class UblkQueue {
  public:
@@ -103,6 +114,8 @@ class UblkQueue {
   std::vector<uint16_t> pending_;  // fetched, waiting for a worker (capacity depth)
   std::vector<uint16_t> done_;     // served, waiting for commit (capacity depth)
   std::vector<int32_t> results_;   // per tag, written by the worker before it lands in done_
+  std::vector<uint64_t> fetched_ns_;  // per tag: when its CQE was reaped (queue thread)
+  std::vector<uint64_t> served_ns_;   // per tag: when its worker finished (before done_)
   bool stop_workers_ = false;
 
   std::atomic<bool> stop_{false};

@@ -101,4 +101,12 @@ Status CheckVolumeSize(uint64_t size_bytes) {
   return Status::Ok();
 }
 
+Status CheckLogicalBlockSize(uint32_t logical_block_bytes) {
+  if (logical_block_bytes == 0 || logical_block_bytes == 512 || logical_block_bytes == 4096) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument("logical block size " + std::to_string(logical_block_bytes) +
+                                 " is not supported: use 512 or 4096");
+}
+
 }  // namespace astra::blockdev

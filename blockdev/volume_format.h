@@ -42,5 +42,7 @@ Result<VolumeRecord> DecodeVolumeRecord(std::string_view name, std::string_view 
 Status CheckVolumeName(std::string_view name);
 // kInvalidArgument when the size is 0, not a multiple of 4096, or beyond the limits.
 Status CheckVolumeSize(uint64_t size_bytes);
+// kInvalidArgument unless 0 (the default), 512 or 4096: the logical block sizes a volume offers.
+Status CheckLogicalBlockSize(uint32_t logical_block_bytes);
 
 }  // namespace astra::blockdev

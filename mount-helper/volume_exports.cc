@@ -66,24 +66,12 @@ Result<uint32_t> VolumeExports::Export(const blockdev::ExportOptions &opts) {
     return Status::InvalidArgument("workers must be 1.." +
                                    std::to_string(ublk::kWorkersPerQueueMax));
   }
+  ASTRA_RETURN_IF_ERROR(blockdev::CheckLogicalBlockSize(opts.logical_block_bytes));
   std::lock_guard<std::mutex> l(mu_);
   StopSignalsBlocked blocked;
-  if (!server_) {
-    // First export: only now is ublk needed (a mount that exports nothing works without it).
-    ASTRA_RETURN_IF_ERROR(blockdev::EnsureRunDir());
-    auto srv = std::make_unique<blockdev::BlockServer>(&pool_, members_);
-    ASTRA_RETURN_IF_ERROR(srv->OpenControl());
-    server_ = std::move(srv);
-  }
+  ASTRA_RETURN_IF_ERROR(EnsureServer());
   ASTRA_ASSIGN_OR_RETURN(uint32_t id, server_->Export(opts));
-  auto rec = blockdev::LoadDeviceRecord(id);  // written by Export: the volume's object and size
-  Exported e;
-  e.volume = opts.volume;
-  if (rec.ok()) {
-    e.object = rec->object;
-    e.size_bytes = rec->size_bytes;
-  }
-  exports_[id] = e;
+  Remember(id);
   // Usable = the node exists (devtmpfs/udev create it after START_DEV).
   const std::string path = BlockPath(id);
   struct stat st;
@@ -92,6 +80,43 @@ Result<uint32_t> VolumeExports::Export(const blockdev::ExportOptions &opts) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   spdlog::info("volumes: volume '{}' exported as {}", opts.volume, path);
+  return id;
+}
+
+Status VolumeExports::EnsureServer() {
+  if (server_) return Status::Ok();
+  // First use: only now is ublk needed (a mount that exports nothing works without it).
+  ASTRA_RETURN_IF_ERROR(blockdev::EnsureRunDir());
+  auto srv =
+      std::make_unique<blockdev::BlockServer>(&pool_, members_, blockdev::ServerKind::kMount);
+  ASTRA_RETURN_IF_ERROR(srv->OpenControl());
+  server_ = std::move(srv);
+  return Status::Ok();
+}
+
+void VolumeExports::Remember(uint32_t dev_id) {
+  auto rec = blockdev::LoadDeviceRecord(dev_id);  // written by Export / Recover
+  Exported e;
+  if (rec.ok()) {
+    e.volume = rec->volume;
+    e.object = rec->object;
+    e.size_bytes = rec->size_bytes;
+    e.logical_block_bytes = rec->block_bytes;
+  }
+  exports_[dev_id] = e;
+}
+
+Result<uint32_t> VolumeExports::Recover(uint32_t dev_id) {
+  if (pool_.GetStatus().read_only) {
+    return Status::ReadOnly("the pool is mounted read-only: its volumes cannot be served");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  StopSignalsBlocked blocked;
+  ASTRA_RETURN_IF_ERROR(EnsureServer());
+  ASTRA_ASSIGN_OR_RETURN(uint32_t id, server_->Recover(dev_id));
+  Remember(id);
+  spdlog::info("volumes: {} (volume '{}') recovered: served by this mount again", BlockPath(id),
+               exports_[id].volume);
   return id;
 }
 
@@ -127,6 +152,7 @@ void VolumeExports::WriteExports(tools::JsonWriter &j) {
         .Uint("object", e.object)
         .Uint("size_bytes", e.size_bytes)
         .Uint("mapped_bytes", pool_.ObjectMappedBlocks(e.object) * 4096)
+        .Uint("logical_block_size", e.logical_block_bytes)
         .EndObject();
   }
   j.EndArray();
@@ -142,12 +168,26 @@ Status VolumeExports::Handle(const control::Request &r, tools::JsonWriter &j) {
     o.depth = uint16_t(std::min<uint32_t>(r.depth, 0xffff));
     o.workers_per_queue = r.workers;
     o.user_copy = !r.buffer_copy;
+    o.logical_block_bytes = r.logical_block_bytes;
     auto id = Export(o);
     if (!id.ok()) {
       spdlog::warn("volumes: export of '{}' refused: {}", r.volume, id.status().ToString());
       return id.status();
     }
     j.Uint("device", *id).String("path", BlockPath(*id)).String("volume", r.volume);
+  } else if (r.command == "recover") {
+    auto id = Recover(r.device);
+    if (!id.ok()) {
+      spdlog::warn("volumes: recovery of {} refused: {}", BlockPath(r.device),
+                   id.status().ToString());
+      return id.status();
+    }
+    std::string volume;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      volume = exports_[*id].volume;
+    }
+    j.Uint("device", *id).String("path", BlockPath(*id)).String("volume", volume);
   } else if (r.command == "unexport") {
     std::string volume;
     {

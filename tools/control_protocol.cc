@@ -325,7 +325,8 @@ std::string JsonString::str() {
 // ---- Requests ----
 
 bool IsVolumeCommand(std::string_view command) {
-  return command == "export" || command == "unexport" || command == "exports";
+  return command == "export" || command == "unexport" || command == "recover" ||
+         command == "exports";
 }
 
 namespace {
@@ -340,7 +341,7 @@ Result<Request> DecodeVolumeRequest(const JsonValue &v, Request r) {
     *out = static_cast<std::remove_pointer_t<decltype(out)>>(*x);
     return Status::Ok();
   };
-  if (r.command == "unexport") {
+  if (r.command == "unexport" || r.command == "recover") {
     auto d = GetUint(v, "device");
     if (!d.ok()) return d.status();
     if (*d > UINT32_MAX) return Status::InvalidArgument("\"device\" is out of range");
@@ -355,6 +356,7 @@ Result<Request> DecodeVolumeRequest(const JsonValue &v, Request r) {
   ASTRA_RETURN_IF_ERROR(opt_uint("queues", 1024, &r.queues));
   ASTRA_RETURN_IF_ERROR(opt_uint("depth", 65536, &r.depth));
   ASTRA_RETURN_IF_ERROR(opt_uint("workers", 1024, &r.workers));
+  ASTRA_RETURN_IF_ERROR(opt_uint("logical_block_size", 1u << 20, &r.logical_block_bytes));
   if (v.Find("buffer_copy") != nullptr) {
     auto b = GetBool(v, "buffer_copy");
     if (!b.ok()) return b.status();
@@ -383,8 +385,9 @@ std::string EncodeRequest(const Request &r) {
       j.String("volume", r.volume).Uint("size", r.size_bytes);
       j.Uint("queues", r.queues).Uint("depth", r.depth).Uint("workers", r.workers);
       j.Bool("buffer_copy", r.buffer_copy);
+      if (r.logical_block_bytes != 0) j.Uint("logical_block_size", r.logical_block_bytes);
     }
-    if (r.command == "unexport") j.Uint("device", r.device);
+    if (r.command == "unexport" || r.command == "recover") j.Uint("device", r.device);
     j.EndObject();
   }
   return s.str();

@@ -112,15 +112,18 @@ struct Request {
   uint64_t size_bytes = 0;  // replace: create new_path as a sparse file of this size when absent
   bool force = false;       // replace: use new_path even if it holds an AstraFS pool
   // Block volumes served by the mount's process (mount-helper/volume_exports.h):
-  //   export   {"volume", "size" (0: must exist), "queues", "depth", "workers", "buffer_copy"}
-  //   unexport {"device": N}      exports {}
+  //   export   {"volume", "size" (0: must exist), "queues", "depth", "workers", "buffer_copy",
+  //             "logical_block_size" (512 or 4096; absent or 0: the volume's, new ones 4096)}
+  //   unexport {"device": N}      recover {"device": N}      exports {}
   std::string volume;
   uint32_t device = 0;
   uint32_t queues = 1, depth = 64, workers = 2;
   bool buffer_copy = false;
+  uint32_t logical_block_bytes = 0;  // sent only when not 0 (older daemons do not know it)
 };
 
-// True for the commands a mount serves for its block volumes (export, unexport, exports).
+// True for the commands a mount serves for its block volumes (export, unexport, recover,
+// exports).
 bool IsVolumeCommand(std::string_view command);
 
 // One line, '\n' included.

@@ -1,6 +1,7 @@
 // Host-side unit tests of blockdev/ pieces that need no kernel: user_data encoding, USER_COPY
 // addressing, ADD_DEV flag choice and SET_PARAMS, the volume record format, the device record
-// JSON, and the control-socket naming. (The ublk paths themselves run in the VM suites.)
+// JSON, and the control-socket naming. (The ublk paths themselves run in the VM suites;
+// VolumeTarget's read-modify-write is in volume_target_test.cc.)
 #include <gtest/gtest.h>
 
 #include "blockdev/control_socket.h"
@@ -62,6 +63,35 @@ TEST(DeviceParams, FourKiBlocksDiscardAndVolatileCache) {
   EXPECT_GT(p.discard.max_write_zeroes_sectors, 0u);
 }
 
+TEST(DeviceParams, FiveTwelveByteLogicalBlocksKeepA4KiBPhysicalBlock) {
+  ublk::DeviceOptions o;
+  o.size_bytes = 1ull << 30;
+  o.logical_block_bytes = 512;
+  ublk_params p = ublk::MakeParams(o, 512 * 1024);
+  EXPECT_EQ(p.basic.logical_bs_shift, 9);
+  EXPECT_EQ(p.basic.physical_bs_shift, 12);  // file systems still align to the engine's block
+  EXPECT_EQ(p.basic.io_min_shift, 12);
+  EXPECT_EQ(p.discard.discard_granularity, 4096u);
+}
+
+TEST(VolumeRecord, LogicalBlockSizes) {
+  EXPECT_TRUE(blockdev::CheckLogicalBlockSize(0).ok());
+  EXPECT_TRUE(blockdev::CheckLogicalBlockSize(512).ok());
+  EXPECT_TRUE(blockdev::CheckLogicalBlockSize(4096).ok());
+  for (uint32_t bad : {1u, 1024u, 2048u, 8192u}) {
+    Status st = blockdev::CheckLogicalBlockSize(bad);
+    EXPECT_TRUE(st.IsInvalidArgument());
+    EXPECT_NE(st.message().find("512 or 4096"), std::string::npos) << st.ToString();
+  }
+  VolumeRecord r;
+  r.block_bytes = 512;
+  r.object = 5;
+  r.size_bytes = 1ull << 30;
+  auto d = DecodeVolumeRecord("v", EncodeVolumeRecord(r));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->block_bytes, 512u);
+}
+
 TEST(VolumeRecord, RoundTripAndCorruption) {
   VolumeRecord r;
   r.object = 0x1122334455667788ull;
@@ -104,6 +134,8 @@ TEST(DeviceRecord, JsonRoundTrip) {
   r.depth = 128;
   r.workers = 3;
   r.pid = 4242;
+  r.block_bytes = 512;
+  r.by_mount = true;
   r.members = {"/dev/nvme0n1", "/tmp/a b.img"};
   auto d = blockdev::DecodeDeviceRecord(blockdev::EncodeDeviceRecord(r), "test");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
@@ -115,6 +147,20 @@ TEST(DeviceRecord, JsonRoundTrip) {
   EXPECT_EQ(d->workers, 3u);
   EXPECT_EQ(d->pid, 4242);
   EXPECT_EQ(d->members, r.members);
+  EXPECT_EQ(d->block_bytes, 512u);
+  EXPECT_TRUE(d->by_mount);
+  // A record written before block_bytes / by_mount existed: 4096, served by astrafs-ublk.
+  auto old = blockdev::DecodeDeviceRecord(
+      "{\"dev_id\": 3, \"volume\": \"v\", \"object\": 1, \"size_bytes\": 1048576, "
+      "\"pid\": 9, \"members\": [\"/dev/x\"]}",
+      "old");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->block_bytes, 4096u);
+  EXPECT_FALSE(old->by_mount);
+  r.block_bytes = 1024;
+  EXPECT_TRUE(blockdev::DecodeDeviceRecord(blockdev::EncodeDeviceRecord(r), "t")
+                  .status()
+                  .IsCorruption());
   EXPECT_TRUE(blockdev::DecodeDeviceRecord("{\"dev_id\": 1}", "t").status().IsCorruption());
   EXPECT_TRUE(blockdev::DecodeDeviceRecord("garbage", "t").status().IsCorruption());
 }
