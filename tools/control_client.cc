@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "astra/device.h"
@@ -16,6 +18,25 @@
 namespace astra::control {
 
 namespace {
+
+// The block device of the NVMe namespace whose generic char device is `path`
+// (/dev/ngXnY -> /dev/nvmeXnY, after resolving symlinks such as /dev/vmh/ng0n1),
+// or "" when `path` is not named like one or that block device does not exist.
+std::string NvmeBlockTwin(const std::string &path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) return "";
+  const std::string r = resolved;
+  const size_t slash = r.rfind('/');
+  const std::string base = r.substr(slash + 1);
+  if (base.size() < 5 || base.compare(0, 2, "ng") != 0 ||
+      base.find_first_not_of("0123456789n", 2) != std::string::npos) {
+    return "";
+  }
+  const std::string twin = r.substr(0, slash + 1) + "nvme" + base.substr(2);
+  struct stat st;
+  if (::stat(twin.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
+  return twin;
+}
 
 // A member opened read-only for ProbeMember while the daemon holds it: no flock
 // (the daemon's exclusive lock would refuse it), reads only, synchronous pread.
@@ -38,9 +59,14 @@ class PeekDevice final : public Device {
       size = uint64_t(st.st_size);
     } else if (S_ISBLK(st.st_mode)) {
       if (::ioctl(fd, BLKGETSIZE64, &size) != 0) size = 0;
+    } else if (S_ISCHR(st.st_mode) && !NvmeBlockTwin(path).empty()) {
+      // An NVMe passthrough member (/dev/ngXnY, doc/nvme.md) cannot be read
+      // with pread: its namespace's block device holds the same LBAs.
+      ::close(fd);
+      return Open(NvmeBlockTwin(path));
     } else {
       ::close(fd);
-      return Status::InvalidArgument(path + " is not a file or block device");
+      return Status::InvalidArgument(path + " is not a file, block device or NVMe generic device");
     }
     auto d = std::unique_ptr<PeekDevice>(new PeekDevice(fd));
     d->info_.path = path;
