@@ -25,6 +25,12 @@
 // cannot recycle memory): VmRSS delta over writing N unique blocks after a warm-up, divided by N.
 //
 // Output: a table on stdout; --json-out FILE (or --json for stdout) gives the same numbers as JSON.
+//
+// --devices P0,P1,... instead of --dir: the pool's members are these existing devices (block
+// devices, /dev/ngXnY NVMe generic devices, files), opened with astra::OpenDevice as the tools do
+// (so /dev/ngXnY gets NvmeDevice, /dev/nvmeXnY NvmeDevice unless ASTRA_FORCE_BLOCK_PATH=1), and
+// used whole. THEIR CONTENTS ARE DESTROYED. The backend of each member is printed. The member
+// count is the number of paths (k + m of them, or more).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,6 +71,8 @@ void Check(const astra::Status& s, const std::string& what) {
 
 struct Config {
   std::string dir;
+  std::vector<std::string> devices;  // --devices: existing members instead of files in dir
+  std::string backends;              // of the members, as OpenDevice chose (filled at open)
   uint32_t members = 6, k = 4, m = 2;
   uint64_t file_mib = 1024;
   uint64_t seq_mib = 256;
@@ -175,20 +183,28 @@ double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 // ---- pool setup ----
 
-std::string MemberPath(const Config& c, uint32_t i) { return c.dir + "/astra-member-" + std::to_string(i) + ".img"; }
+std::string MemberPath(const Config& c, uint32_t i) {
+  if (!c.devices.empty()) return c.devices[i];
+  return c.dir + "/astra-member-" + std::to_string(i) + ".img";
+}
 
 void RemoveMembers(const Config& c) {
+  if (!c.devices.empty()) return;  // devices are the user's: reformatted, never removed
   for (uint32_t i = 0; i < c.members; i++) ::unlink(MemberPath(c, i).c_str());
 }
 
-std::unique_ptr<astra::Pool> FreshPool(const Config& c) {
+std::unique_ptr<astra::Pool> FreshPool(Config& c) {
   RemoveMembers(c);
   std::vector<std::unique_ptr<astra::Device>> devs;
+  std::string backends;
   for (uint32_t i = 0; i < c.members; i++) {
-    auto d = astra::OpenDevice(MemberPath(c, i), c.file_mib << 20);
+    auto d = astra::OpenDevice(MemberPath(c, i), c.devices.empty() ? c.file_mib << 20 : 0);
     if (!d.ok()) Die("open " + MemberPath(c, i) + ": " + d.status().ToString());
+    const std::string& b = (*d)->info().backend;
+    if (backends.find(b) == std::string::npos) backends += (backends.empty() ? "" : "+") + b;
     devs.push_back(std::move(d).value());
   }
+  c.backends = backends;
   astra::FormatOptions fo;
   fo.data_shards = c.k;
   fo.parity_shards = c.m;
@@ -205,7 +221,7 @@ std::unique_ptr<astra::Pool> FreshPool(const Config& c) {
 
 // ---- metadata RAM ----
 
-MetaResult MeasureMeta(const Config& c) {
+MetaResult MeasureMeta(Config& c) {
   MetaResult r;
   auto pool = FreshPool(c);
   const astra::ObjectId obj = 9000;
@@ -435,7 +451,10 @@ Phase VerifySample(astra::Pool& pool, const DataSet& ds, uint32_t T, uint64_t n)
 std::string Json(const Config& c, const MetaResult* meta, const std::vector<Phase>& ps, const std::string& host) {
   std::ostringstream o;
   char b[512];
-  o << "{\n  \"config\": {\"dir\": \"" << c.dir << "\", \"members\": " << c.members << ", \"k\": " << c.k
+  std::string devices;
+  for (const auto& d : c.devices) devices += (devices.empty() ? "\"" : ", \"") + d + "\"";
+  o << "{\n  \"config\": {\"dir\": \"" << c.dir << "\", \"devices\": [" << devices << "], \"backends\": \""
+    << c.backends << "\", \"members\": " << c.members << ", \"k\": " << c.k
     << ", \"m\": " << c.m << ", \"file_mib\": " << c.file_mib << ", \"seq_mib\": " << c.seq_mib
     << ", \"rand_seconds\": " << c.rand_seconds << ", \"qd_threads\": " << c.qd_threads
     << ", \"compression\": \"" << (c.compression == astra::Compression::kZstd ? "zstd" : "none")
@@ -469,9 +488,17 @@ std::string Json(const Config& c, const MetaResult* meta, const std::vector<Phas
 }
 
 void PrintTable(FILE* f, const Config& c, const MetaResult* meta, const std::vector<Phase>& ps) {
-  std::fprintf(f, "astra_bench: %u+%u on %u files of %" PRIu64 " MiB in %s; compression=%s dedup=%s\n", c.k, c.m,
-               c.members, c.file_mib, c.dir.c_str(), c.compression == astra::Compression::kZstd ? "zstd" : "none",
-               c.dedup ? "on" : "off");
+  if (c.devices.empty()) {
+    std::fprintf(f, "astra_bench: %u+%u on %u files of %" PRIu64 " MiB in %s (%s); compression=%s dedup=%s\n", c.k,
+                 c.m, c.members, c.file_mib, c.dir.c_str(), c.backends.c_str(),
+                 c.compression == astra::Compression::kZstd ? "zstd" : "none", c.dedup ? "on" : "off");
+  } else {
+    std::string list;
+    for (const auto& d : c.devices) list += (list.empty() ? "" : ",") + d;
+    std::fprintf(f, "astra_bench: %u+%u on %u devices %s (%s); compression=%s dedup=%s\n", c.k, c.m, c.members,
+                 list.c_str(), c.backends.c_str(), c.compression == astra::Compression::kZstd ? "zstd" : "none",
+                 c.dedup ? "on" : "off");
+  }
   std::fprintf(f, "%-14s %7s %10s %10s %9s %9s %8s %8s %9s %6s\n", "phase", "threads", "MiB/s", "IOPS", "p50_us",
                "p99_us", "secs", "flush_s", "verified", "errors");
   for (const Phase& p : ps)
@@ -499,7 +526,8 @@ std::vector<uint32_t> ParseList(const std::string& s) {
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: astra_bench --dir DIR [--file-mib 1024] [--seq-mib 256] [--rand-seconds 3]\n"
+               "usage: astra_bench (--dir DIR [--file-mib 1024] | --devices PATH,PATH,...) [--seq-mib 256]\n"
+               "       [--rand-seconds 3] [--k 4 --m 2 (with --devices)]\n"
                "       [--threads 1,2] [--qd-threads 32 (0: off)] [--compression none|zstd] [--dedup on|off]\n"
                "       [--meta-mib 256 (0: off)] [--warmup-mib 64] [--no-bg-checkpoints] [--json] [--json-out FILE] [--keep]\n");
   std::exit(2);
@@ -516,6 +544,13 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--dir") c.dir = next();
+    else if (a == "--devices") {
+      std::stringstream ss(next());
+      std::string p;
+      while (std::getline(ss, p, ','))
+        if (!p.empty()) c.devices.push_back(p);
+    } else if (a == "--k") c.k = uint32_t(std::stoul(next()));
+    else if (a == "--m") c.m = uint32_t(std::stoul(next()));
     else if (a == "--file-mib") c.file_mib = std::stoull(next());
     else if (a == "--seq-mib") c.seq_mib = std::stoull(next());
     else if (a == "--rand-seconds") c.rand_seconds = std::stod(next());
@@ -538,10 +573,19 @@ int main(int argc, char** argv) {
     else if (a == "--keep") c.keep = true;
     else Usage();
   }
-  if (c.dir.empty() || c.threads.empty()) Usage();
+  if (c.dir.empty() == c.devices.empty() || c.threads.empty()) {
+    if (!c.dir.empty()) std::fprintf(stderr, "astra_bench: give --dir or --devices, not both\n");
+    Usage();
+  }
+  if (!c.devices.empty()) {
+    c.members = uint32_t(c.devices.size());
+    if (c.k == 0 || c.m == 0 || c.members < c.k + c.m)
+      Die("--devices: " + std::to_string(c.members) + " devices for a " + std::to_string(c.k) + "+" +
+          std::to_string(c.m) + " pool (at least k + m needed)");
+  }
   for (uint32_t T : c.threads)
     if (T == 0 || T * kSeqSlotsPerObject > kSlots) Die("--threads: each count must be 1..4");
-  std::filesystem::create_directories(c.dir);
+  if (!c.dir.empty()) std::filesystem::create_directories(c.dir);
 
   // Random pool (incompressible), 16 MiB.
   g_pool = static_cast<uint8_t*>(std::aligned_alloc(kBlockBytes, kSlots * kBlockBytes));
