@@ -40,8 +40,11 @@ struct FaultStats {
 
 class FaultyDevice final : public Device {
  public:
-  // `inner` stays owned by the FaultyDevice. It should be a synchronous-enough device; MemDevice
-  // or UringDevice both work.
+  // `inner` stays owned by the FaultyDevice. Any device works (MemDevice, UringDevice,
+  // NvmeDevice): requests are served through its synchronous helpers, and the writes since the
+  // last flush are held here, not in the inner device, so PowerLoss() decides what reaches a real
+  // drive (tested on UringDevice files on the host and on NvmeDevice namespaces in the VM suite
+  // nvme_engine_suites, doc/nvme.md).
   explicit FaultyDevice(std::shared_ptr<Device> inner);
   ~FaultyDevice() override;
 
