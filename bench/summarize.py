@@ -82,6 +82,14 @@ def main(out):
                   f"{'PASS' if ok else 'FAIL'}). Curve (blocks, RSS): {meta['curve']}\n")
                 if si == 0 and not ok:
                     failed.append(f"{d} meta {meta['bytes_per_block']:.1f} B/block")
+                if "random_bytes_per_block" in meta:
+                    rb = meta["random_bytes_per_block"]
+                    rok = rb <= META_LIMIT
+                    p(f"Metadata RAM, the same number of 1-block writes at random blocks (one block-map run "
+                      f"per block, the worst case): **{rb:.1f} bytes/block** (limit {META_LIMIT:.0f}: "
+                      f"{'PASS' if rok else 'FAIL'})\n")
+                    if si == 0 and not rok:
+                        failed.append(f"{d} meta random {rb:.1f} B/block")
             p(f"Ratios (engine {comp}/{dedup} vs raw; write baseline = raw x k/(k+m) = raw x {eff:.3f}; "
               f"random phases: engine with 32 x T threads vs fio iodepth 32 x numjobs T):\n")
             p("| metric | T | engine MiB/s | raw MiB/s | baseline MiB/s | ratio | floor | verdict |")
