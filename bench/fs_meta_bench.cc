@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
   const astra::fs::Ino root = 1;
   astra::fs::Caller caller;
   std::vector<double> create_us, stat_us, unlink_us;
+  // Journal batches written per 1,000 operations (each: a write and a flush of every member).
+  std::vector<double> create_batches, unlink_batches;
+  auto seq = [&] { return pool->GetStatus().journal_seq; };
   for (int r = 0; r < c.rounds; r++) {
     astra::fs::Attr dir_attr, attr;
     std::string dname = "d" + std::to_string(r);
@@ -108,6 +111,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> names(c.files);
     for (uint64_t i = 0; i < c.files; i++) names[i] = "f" + std::to_string(i);
 
+    uint64_t seq0 = seq();
     auto t0 = Clock::now();
     for (uint64_t i = 0; i < c.files; i++) {
       Expect(fs.Lookup(d, names[i], &attr), ENOENT, "negative lookup");
@@ -116,6 +120,7 @@ int main(int argc, char** argv) {
     }
     Expect(fs.Sync(), 0, "sync");
     create_us.push_back(Since(t0) * 1e6 / double(c.files));
+    create_batches.push_back(double(seq() - seq0) * 1000.0 / double(c.files));
     // The kernel forgets the new inodes when it drops its caches between phases.
     for (uint64_t i = 0; i < c.files; i++) {
       Expect(fs.Lookup(d, names[i], &attr), 0, "lookup");
@@ -129,6 +134,7 @@ int main(int argc, char** argv) {
     }
     stat_us.push_back(Since(t0) * 1e6 / double(c.files));
 
+    seq0 = seq();
     t0 = Clock::now();
     for (uint64_t i = 0; i < c.files; i++) {
       Expect(fs.Lookup(d, names[i], &attr), 0, "unlink lookup");
@@ -142,19 +148,24 @@ int main(int argc, char** argv) {
     }
     Expect(fs.Sync(), 0, "sync");
     unlink_us.push_back(Since(t0) * 1e6 / double(c.files));
+    unlink_batches.push_back(double(seq() - seq0) * 1000.0 / double(c.files));
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
   if (c.json) {
-    std::printf("{\"files\": %llu, \"rounds\": %d, \"create_us\": %.2f, \"stat_us\": %.2f, \"unlink_us\": %.2f}\n",
-                (unsigned long long)c.files, c.rounds, median(create_us), median(stat_us), median(unlink_us));
+    std::printf("{\"files\": %llu, \"rounds\": %d, \"create_us\": %.2f, \"stat_us\": %.2f, \"unlink_us\": %.2f, "
+                "\"create_batches_per_1000\": %.2f, \"unlink_batches_per_1000\": %.2f}\n",
+                (unsigned long long)c.files, c.rounds, median(create_us), median(stat_us), median(unlink_us),
+                median(create_batches), median(unlink_batches));
   } else {
     std::printf("files %llu, rounds %d (median us per operation, daemon side, no FUSE)\n",
                 (unsigned long long)c.files, c.rounds);
     std::printf("  create %8.2f us\n  stat   %8.2f us\n  unlink %8.2f us\n", median(create_us),
                 median(stat_us), median(unlink_us));
+    std::printf("  journal batches per 1,000 operations: create %.2f, unlink %.2f\n", median(create_batches),
+                median(unlink_batches));
     for (int r = 0; r < c.rounds; r++)
       std::printf("  round %d: create %.2f stat %.2f unlink %.2f\n", r, create_us[r], stat_us[r], unlink_us[r]);
   }
