@@ -45,7 +45,10 @@ dd if=/tmp/rand of="$dev" bs=1M oflag=direct status=none
 step "(c) AstraFS volume (ublk + engine, 4+2)"
 bench astrafs "$dev" "${dev#/dev/ublkb}"
 ublk status "${dev#/dev/ublkb}"
+srv=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
 ublk del "${dev#/dev/ublkb}"
+# del returns once the device is gone; the server then closes the pool (members locked until it exits)
+for ((i = 0; i < 600; i++)); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
 step "(d) the engine alone, in-process (no ublk), on a fresh 4+2 pool on the same drives"
 make_pool 4 2
 "$ENGINE_BENCH" --runtime "$rt" --size 256 ${MEMBERS//,/ } || fail "vm_engine_bench"
