@@ -101,7 +101,10 @@ uint64_t BlockMap::Erase(uint64_t obj, uint64_t block, uint64_t end, Fn&& fn) {
     Run r = it->second;
     const uint64_t start = it->first.block;
     const uint64_t n = std::min<uint64_t>(r.count, end - start);
-    if (n < r.count) it = SplitAt(it, start + n), it = std::prev(it);
+    if (n < r.count) {  // the run reaches past `end`: keep its tail as a run of its own
+      it = SplitAt(it, start + n);
+      it = std::prev(it);
+    }
     for (uint64_t i = n; i-- > 0;) fn(uint32_t(r.first_id + i));
     it = runs_.erase(it);
     erased += n;
