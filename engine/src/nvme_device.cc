@@ -414,13 +414,12 @@ Status NvmeDevice::ProbeFirstRead() {
   if (ret == 0) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      const auto b = reinterpret_cast<uintptr_t>(probe.get());
-      registered_ = {Registered{b, b + kIoAlignBytes, 0}};
+      registered_.Assign({&v, 1});
     }
     Status s = Read(0, probe.get(), lb);  // issued fixed: the buffer is registered
     {
       std::lock_guard<std::mutex> l(mu_);
-      registered_.clear();
+      registered_.Clear();
     }
     ret = io_uring_unregister_buffers(&ring_);
     if (s.ok() && ret == 0) {
@@ -449,7 +448,7 @@ Status NvmeDevice::RegisterBuffers(std::span<const iovec> bufs) {
   // mu_ afterwards keeps new ones out until the lookup table matches the kernel's again.
   cv_.wait(l, [&] { return free_requests_.size() == kDeviceQueueDepth; });
   if (!registered_.empty()) {
-    registered_.clear();
+    registered_.Clear();
     const int ret = io_uring_unregister_buffers(&ring_);
     if (ret < 0) return Status::FromErrno(-ret, "unregister the I/O buffers of " + info_.path);
   }
@@ -479,27 +478,8 @@ Status NvmeDevice::RegisterBuffers(std::span<const iovec> bufs) {
                                                          "RLIMIT_MEMLOCK when not root)"
                                                        : ""));
   }
-  std::vector<Registered> regs;
-  regs.reserve(bufs.size());
-  for (size_t i = 0; i < bufs.size(); ++i) {
-    const auto b = reinterpret_cast<uintptr_t>(bufs[i].iov_base);
-    regs.push_back(Registered{b, b + bufs[i].iov_len, static_cast<int>(i)});
-  }
-  std::sort(regs.begin(), regs.end(),
-            [](const Registered& a, const Registered& b) { return a.begin < b.begin; });
-  registered_ = std::move(regs);
+  registered_.Assign(bufs);
   return Status::Ok();
-}
-
-int NvmeDevice::FindFixedLocked(const void* buf, uint32_t len) const {
-  if (registered_.empty()) return -1;
-  const auto b = reinterpret_cast<uintptr_t>(buf);
-  auto it = std::upper_bound(registered_.begin(), registered_.end(), b,
-                             [](uintptr_t v, const Registered& r) { return v < r.begin; });
-  if (it == registered_.begin()) return -1;
-  --it;
-  // `it` starts at or before buf; the whole request must also end inside it.
-  return (b < it->end && len <= it->end - b) ? it->index : -1;
 }
 
 NvmeDevice::BufferStats NvmeDevice::buffer_stats() const {
@@ -575,7 +555,7 @@ void NvmeDevice::Submit(IoRequest* const* reqs, size_t n) {
       rq.dsm_range[3] = static_cast<uint32_t>(slba >> 32);
     }
     // A request inside a registered buffer is issued fixed, every one of its commands.
-    const int buf_index = data ? FindFixedLocked(r->buf, r->length_bytes) : -1;
+    const int buf_index = data ? registered_.Find(r->buf, r->length_bytes) : -1;
     for (uint32_t k = 0; k < commands; ++k) {
       const uint32_t c = AcquireCommandLocked(l);
       Command& cmd = commands_[c];

@@ -66,6 +66,7 @@
 #include "astra/device.h"
 #include "astra/limits.h"
 #include "astra/result.h"
+#include "registered_buffers.h"
 
 namespace astra {
 
@@ -151,14 +152,7 @@ class NvmeDevice final : public Device {
     bool busy = false;
   };
 
-  struct Registered {
-    uintptr_t begin = 0, end = 0;  // [begin, end) of one registered iovec
-    int index = 0;
-  };
-
   NvmeDevice() = default;
-  // Registered buffer containing [buf, buf + len), or -1. Requires mu_.
-  int FindFixedLocked(const void* buf, uint32_t len) const;
   // Open()'s first read of LBA 0, issued fixed when the kernel can take it; sets
   // fixed_supported_. Must not hold mu_.
   Status ProbeFirstRead();
@@ -195,7 +189,7 @@ class NvmeDevice final : public Device {
   std::array<Command, kCommandSlots> commands_{};
   std::vector<uint32_t> free_requests_;
   std::vector<uint32_t> free_commands_;
-  std::vector<Registered> registered_;  // sorted by begin
+  RegisteredBufferTable registered_;  // what the ring has registered (guarded by mu_)
   uint32_t in_ring_ = 0;  // commands handed to the kernel whose completion was not yet reaped
   uint64_t commands_issued_ = 0;
   BufferStats buffer_stats_;

@@ -194,7 +194,7 @@ void UringDevice::Submit(IoRequest* const* reqs, size_t n) {
     slot = Slot{};
     slot.req = r;
     if (r->op == IoOp::kRead || r->op == IoOp::kWrite) {
-      slot.buf_index = FindFixedLocked(r->buf, r->length_bytes);
+      slot.buf_index = registered_.Find(r->buf, r->length_bytes);
       if (slot.buf_index >= 0) ++fixed_ios_;
     }
     PrepLocked(idx);
@@ -276,17 +276,6 @@ void UringDevice::SubmitPreparedLocked() {
   }
 }
 
-int UringDevice::FindFixedLocked(const void* buf, uint32_t len) const {
-  if (registered_.empty()) return -1;
-  const auto b = reinterpret_cast<uintptr_t>(buf);
-  auto it = std::upper_bound(registered_.begin(), registered_.end(), b,
-                             [](uintptr_t v, const Registered& r) { return v < r.begin; });
-  if (it == registered_.begin()) return -1;
-  --it;
-  // `it` starts at or before buf; the request must also end inside it.
-  return (b < it->end && len <= it->end - b) ? it->index : -1;
-}
-
 Status UringDevice::RegisterBuffers(std::span<const iovec> bufs) {
   std::unique_lock<std::mutex> l(mu_);
   // Requests in flight may name the old registration's indices: let them finish first.
@@ -294,7 +283,7 @@ Status UringDevice::RegisterBuffers(std::span<const iovec> bufs) {
   if (!registered_.empty()) {
     const int ret = io_uring_unregister_buffers(&ring_);
     if (ret < 0) return Status::FromErrno(-ret, "unregister buffers of " + info_.path);
-    registered_.clear();
+    registered_.Clear();
   }
   if (bufs.empty()) return Status::Ok();
   for (const iovec& v : bufs) {
@@ -305,15 +294,7 @@ Status UringDevice::RegisterBuffers(std::span<const iovec> bufs) {
   const int ret =
       io_uring_register_buffers(&ring_, bufs.data(), static_cast<unsigned>(bufs.size()));
   if (ret < 0) return Status::FromErrno(-ret, "register buffers of " + info_.path);
-  std::vector<Registered> regs;
-  regs.reserve(bufs.size());
-  for (size_t i = 0; i < bufs.size(); ++i) {
-    const auto b = reinterpret_cast<uintptr_t>(bufs[i].iov_base);
-    regs.push_back(Registered{b, b + bufs[i].iov_len, static_cast<int>(i)});
-  }
-  std::sort(regs.begin(), regs.end(),
-            [](const Registered& a, const Registered& b) { return a.begin < b.begin; });
-  registered_ = std::move(regs);
+  registered_.Assign(bufs);
   return Status::Ok();
 }
 

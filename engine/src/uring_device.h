@@ -37,6 +37,7 @@
 #include "astra/device.h"
 #include "astra/limits.h"
 #include "astra/result.h"
+#include "registered_buffers.h"
 
 namespace astra {
 
@@ -74,11 +75,6 @@ class UringDevice final : public Device {
     uint32_t retries = 0;     // resubmissions after EAGAIN / EINTR / ECANCELED
     int buf_index = -1;       // registered buffer, or -1
   };
-  struct Registered {
-    uintptr_t begin = 0, end = 0;  // [begin, end) of one registered iovec
-    int index = 0;
-  };
-
   UringDevice() = default;
   // Takes a free slot, waiting (after submitting prepared SQEs) while none is. Requires mu_.
   uint32_t AcquireSlotLocked(std::unique_lock<std::mutex>& l);
@@ -86,7 +82,6 @@ class UringDevice final : public Device {
   void PrepLocked(uint32_t idx);
   // Hands every prepared SQE to the kernel. Requires mu_.
   void SubmitPreparedLocked();
-  int FindFixedLocked(const void* buf, uint32_t len) const;
   // Block devices: BLKDISCARD, synchronous.
   Status Discard(const IoRequest& r);
   void ReaperLoop();
@@ -106,7 +101,7 @@ class UringDevice final : public Device {
   std::condition_variable cv_;  // a slot was freed
   std::array<Slot, kDeviceQueueDepth> slots_{};
   std::vector<uint32_t> free_slots_;
-  std::vector<Registered> registered_;  // sorted by begin
+  RegisteredBufferTable registered_;  // what the ring has registered (guarded by mu_)
   uint64_t fixed_ios_ = 0;
   bool stopping_ = false;
 };
