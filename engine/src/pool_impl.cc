@@ -297,17 +297,24 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
   // The buffer keeps keep_rows_ written stripes before the write pointer (an extent straddling
   // it starts there: up to a whole frame back), a batch, and room for one more extent.
   keep_rows_ = uint32_t((kStoredBytesMax + StripeDataBytes() - 1) / StripeDataBytes());
-  seg_buf_bytes_ = (uint64_t(batch_rows_) + 2 * keep_rows_ + 1) * StripeDataBytes();
+  // Room for: keep_rows_ before disk_pos, every batch in flight, the batch being filled, and
+  // one more extent (AppendLocked completes batches early if it ever runs short).
+  seg_buf_bytes_ = ((uint64_t(kWriteBatchesInFlight) + 1) * batch_rows_ + 2 * keep_rows_ + 1) * StripeDataBytes();
   for (auto& st : streams_) st.buf = AllocAligned(seg_buf_bytes_);
   sealed_at_.assign(sb_.segments, 0);
-  col_bufs_.clear();
-  for (uint32_t c = 0; c < w_; c++) col_bufs_.push_back(AllocAligned(uint64_t(batch_rows_) * chunk_));
+  for (auto& b : batches_) {
+    b = std::make_unique<WriteBatch>();
+    for (uint32_t c = 0; c < w_; c++) b->cols.push_back(AllocAligned(uint64_t(batch_rows_) * chunk_));
+    b->reqs.resize(w_);
+    b->member_of.assign(w_, UINT32_MAX);
+  }
   {
-    // Every data-path device write comes from col_bufs_ (WriteRows): register them with each
-    // member as fixed buffers (io_uring; no page pinning per I/O). An optimisation only: a
+    // Every data-path device write comes from a WriteBatch's column buffers: register them with
+    // each member as fixed buffers (io_uring; no page pinning per I/O). An optimisation only: a
     // member that cannot take them (old kernel, RLIMIT_MEMLOCK) uses plain buffers.
     std::vector<iovec> iov;
-    for (auto& b : col_bufs_) iov.push_back(iovec{b.get(), size_t(batch_rows_) * chunk_});
+    for (auto& b : batches_)
+      for (auto& col : b->cols) iov.push_back(iovec{col.get(), size_t(batch_rows_) * chunk_});
     for (auto& mb : members_) {
       if (!mb->dev) continue;
       Status rs = mb->dev->RegisterBuffers(iov);
@@ -369,6 +376,10 @@ Status PoolImpl::Close() {
     std::lock_guard<std::mutex> l(write_mu_);
     if (closed_) return Status::Ok();
     if (!read_only_ && fatal_.ok()) s = CheckpointLocked();
+    // Nothing may stay in flight into buffers about to be freed (a failed checkpoint, a
+    // read-only pool).
+    Status d = DrainWritesLocked();
+    if (s.ok() && !read_only_) s = d;
     closed_ = true;
   }
   for (auto& m : members_) m->dev.reset();
@@ -452,47 +463,91 @@ Status PoolImpl::FailMember(uint32_t index) {
 // ============================================================================================
 
 Status PoolImpl::WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data) {
+  ASTRA_RETURN_IF_ERROR(StartRowsLocked(seg, first_row, nrows, data, nullptr));
+  return DrainWritesLocked();
+}
+
+Status PoolImpl::StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data,
+                                 OpenSegment* os) {
   assert(nrows >= 1 && nrows <= batch_rows_);
   assert(first_row + nrows <= StripesPerSegment());
+  WriteBatch& b = *batches_[next_batch_];
+  if (b.busy) ASTRA_RETURN_IF_ERROR(CompleteBatchLocked(b));  // the oldest in flight
+  next_batch_ = (next_batch_ + 1) % kWriteBatchesInFlight;
   const uint64_t sdb = StripeDataBytes();
-  std::vector<uint8_t*> dp(k_), pp(m_);
+  // Taken after the completion above: it may have moved the stream's buffer.
+  if (os) data = os->buf.get() + (uint64_t(first_row) * sdb - os->buf_base);
+  std::array<uint8_t*, kMembersMax> dp{}, pp{};
   for (uint32_t r = 0; r < nrows; r++) {
     for (uint32_t c = 0; c < k_; c++) {
-      std::memcpy(col_bufs_[c].get() + uint64_t(r) * chunk_, data + r * sdb + uint64_t(c) * chunk_, chunk_);
-      dp[c] = col_bufs_[c].get() + uint64_t(r) * chunk_;
+      std::memcpy(b.cols[c].get() + uint64_t(r) * chunk_, data + r * sdb + uint64_t(c) * chunk_, chunk_);
+      dp[c] = b.cols[c].get() + uint64_t(r) * chunk_;
     }
-    for (uint32_t c = 0; c < m_; c++) pp[c] = col_bufs_[k_ + c].get() + uint64_t(r) * chunk_;
+    for (uint32_t c = 0; c < m_; c++) pp[c] = b.cols[k_ + c].get() + uint64_t(r) * chunk_;
     ec_->Encode(chunk_, dp.data(), pp.data());
   }
-  IoWaiter waiter;
-  std::vector<IoRequest> reqs(w_);
-  std::vector<uint32_t> member_of(w_, UINT32_MAX);
   uint32_t count = 0;
   for (uint32_t c = 0; c < w_; c++) {
     uint32_t mi = place_.MemberOf(seg, c);
+    b.member_of[c] = UINT32_MAX;
     if (!MemberWritable(mi)) continue;
-    IoRequest& r = reqs[c];
-    r.op = IoOp::kWrite;
-    r.offset_bytes = place_.ColumnOffset(seg, c) + uint64_t(first_row) * chunk_;
-    r.length_bytes = nrows * chunk_;
-    r.buf = col_bufs_[c].get();
-    r.waiter = &waiter;
-    member_of[c] = mi;
+    b.reqs[c] = IoRequest{IoOp::kWrite, place_.ColumnOffset(seg, c) + uint64_t(first_row) * chunk_,
+                          nrows * chunk_, b.cols[c].get(), {}, &b.waiter};
+    b.member_of[c] = mi;
     count++;
   }
-  waiter.Add(count);
+  b.os = os;
+  b.seg = seg;
+  b.nrows = nrows;
+  b.busy = true;
+  b.waiter.Add(count);
   for (uint32_t c = 0; c < w_; c++) {
-    if (member_of[c] == UINT32_MAX) continue;
-    IoRequest* rp = &reqs[c];
-    members_[member_of[c]]->dev->Submit(&rp, 1);
-  }
-  waiter.Wait();
-  for (uint32_t c = 0; c < w_; c++) {
-    if (member_of[c] == UINT32_MAX || reqs[c].status.ok()) continue;
-    members_[member_of[c]]->write_errors++;
-    ASTRA_RETURN_IF_ERROR(FailMemberLocked(member_of[c], reqs[c].status));
+    if (b.member_of[c] == UINT32_MAX) continue;
+    IoRequest* rp = &b.reqs[c];
+    members_[b.member_of[c]]->dev->Submit(&rp, 1);
   }
   return Status::Ok();
+}
+
+Status PoolImpl::CompleteBatchLocked(WriteBatch& b) {
+  assert(b.busy);
+  b.waiter.Wait();
+  b.busy = false;
+  Status result;
+  for (uint32_t c = 0; c < w_; c++) {
+    if (b.member_of[c] == UINT32_MAX || b.reqs[c].status.ok()) continue;
+    members_[b.member_of[c]]->write_errors++;
+    Status s = FailMemberLocked(b.member_of[c], b.reqs[c].status);
+    if (result.ok()) result = s;
+  }
+  if (OpenSegment* os = b.os) {
+    assert(os->seg == b.seg && "a stream's batches complete before its segment is sealed");
+    const uint64_t sdb = StripeDataBytes();
+    std::unique_lock<std::shared_mutex> l(mu_);
+    os->disk_pos += uint64_t(b.nrows) * sdb;
+    assert(os->disk_pos <= os->sub_pos);
+    // Keep keep_rows_ written stripes in the buffer: an extent (<= one frame) straddling
+    // disk_pos starts there.
+    const uint64_t keep = uint64_t(keep_rows_) * sdb;
+    uint64_t new_base = os->disk_pos >= keep ? os->disk_pos - keep : 0;
+    if (new_base > os->buf_base) {
+      std::memmove(os->buf.get(), os->buf.get() + (new_base - os->buf_base), os->pos - new_base);
+      os->buf_base = new_base;
+    }
+  }
+  b.os = nullptr;
+  return result;
+}
+
+Status PoolImpl::DrainWritesLocked() {
+  Status result;
+  for (uint32_t i = 0; i < kWriteBatchesInFlight; i++) {
+    WriteBatch* b = batches_[(next_batch_ + i) % kWriteBatchesInFlight].get();
+    if (!b || !b->busy) continue;
+    Status s = CompleteBatchLocked(*b);
+    if (result.ok()) result = s;
+  }
+  return result;
 }
 
 void PoolImpl::ReadRow(uint32_t seg, uint32_t row, uint8_t* const* chunks, std::vector<uint32_t>* erased) {
@@ -1036,7 +1091,7 @@ Status PoolImpl::OpenNewSegmentLocked(OpenSegment& os) {
       if (MemberWritable(i) && members_[i]->state == MemberState::kOnline) stale_[s] &= ~(1ull << i);
       else stale_[s] |= 1ull << i;
     os.seg = s;
-    os.pos = os.disk_pos = os.buf_base = 0;
+    os.pos = os.sub_pos = os.disk_pos = os.buf_base = 0;
   }
   ApplyLocked(e);
   return Status::Ok();
@@ -1050,23 +1105,16 @@ Status PoolImpl::WriteOutLocked(OpenSegment& os, bool pad_partial) {
     std::memset(os.buf.get() + (os.pos - os.buf_base), 0, padded - os.pos);
     os.pos = padded;
   }
-  uint64_t full = AlignDown(os.pos, sdb);
-  while (os.disk_pos < full) {
-    uint32_t first_row = uint32_t(os.disk_pos / sdb);
-    uint32_t nrows = uint32_t(std::min<uint64_t>((full - os.disk_pos) / sdb, batch_rows_));
-    ASTRA_RETURN_IF_ERROR(WriteRows(os.seg, first_row, nrows, os.buf.get() + (os.disk_pos - os.buf_base)));
+  const uint64_t full = AlignDown(os.pos, sdb);
+  while (os.sub_pos < full) {
+    uint32_t first_row = uint32_t(os.sub_pos / sdb);
+    uint32_t nrows = uint32_t(std::min<uint64_t>((full - os.sub_pos) / sdb, batch_rows_));
+    ASTRA_RETURN_IF_ERROR(StartRowsLocked(os.seg, first_row, nrows, nullptr, &os));
+    os.sub_pos += uint64_t(nrows) * sdb;
     dirty_ = true;
-    std::unique_lock<std::shared_mutex> l(mu_);
-    os.disk_pos += uint64_t(nrows) * sdb;
-    // Keep keep_rows_ written stripes in the buffer: an extent (<= one frame) straddling
-    // disk_pos starts there.
-    const uint64_t keep = uint64_t(keep_rows_) * sdb;
-    uint64_t new_base = os.disk_pos >= keep ? os.disk_pos - keep : 0;
-    if (new_base > os.buf_base) {
-      std::memmove(os.buf.get(), os.buf.get() + (new_base - os.buf_base), os.pos - new_base);
-      os.buf_base = new_base;
-    }
   }
+  // Padding is asked for where the rows must be on the devices (flush, seal, checkpoint).
+  if (pad_partial) return DrainWritesLocked();
   return Status::Ok();
 }
 
@@ -1093,20 +1141,24 @@ Status PoolImpl::SealOpenSegmentLocked(OpenSegment& os) {
   ApplyLocked(e);
   std::unique_lock<std::shared_mutex> l(mu_);
   os.seg = kNoSegment;
-  os.pos = os.disk_pos = os.buf_base = 0;
+  os.pos = os.sub_pos = os.disk_pos = os.buf_base = 0;
   return Status::Ok();
 }
 
 Status PoolImpl::AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off) {
   if (os.seg != kNoSegment && os.pos + len > SegmentDataBytes()) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked(os));
   if (os.seg == kNoSegment) ASTRA_RETURN_IF_ERROR(OpenNewSegmentLocked(os));
-  if (os.pos + len - os.buf_base > seg_buf_bytes_) ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
+  if (os.pos + len - os.buf_base > seg_buf_bytes_) {
+    ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
+    // Rows in flight stay buffered until they complete (not expected: the buffer has room).
+    if (os.pos + len - os.buf_base > seg_buf_bytes_) ASTRA_RETURN_IF_ERROR(DrainWritesLocked());
+  }
   assert(os.pos + len - os.buf_base <= seg_buf_bytes_);
   std::memcpy(os.buf.get() + (os.pos - os.buf_base), bytes, len);
   *seg = os.seg;
   *off = uint32_t(os.pos);
   os.pos += len;  // published to readers only through the extent record applied later
-  if (os.pos - os.disk_pos >= uint64_t(batch_rows_) * StripeDataBytes())
+  if (os.pos - os.sub_pos >= uint64_t(batch_rows_) * StripeDataBytes())
     ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
   return Status::Ok();
 }

@@ -76,12 +76,27 @@ class PoolImpl final : public Pool {
   // An open segment and its write buffer (data space bytes [buf_base, pos)). Two append streams
   // keep hot and cold data apart (hot/cold separation, as in Sprite LFS): user writes go to the
   // hot stream; the cleaner's and repair's relocations (data that survived) to the cold one.
+  // Readers take bytes below disk_pos from the devices, the rest from buf: rows whose writes
+  // are still in flight stay in the buffer until they complete.
   struct OpenSegment {
     uint32_t seg = kNoSegment;
     uint64_t pos = 0;       // bytes appended
-    uint64_t disk_pos = 0;  // bytes written to devices (stripe multiple)
+    uint64_t sub_pos = 0;   // bytes whose stripe writes were submitted (stripe multiple)
+    uint64_t disk_pos = 0;  // bytes whose stripe writes completed (stripe multiple, <= sub_pos)
     uint64_t buf_base = 0;  // data-space offset of buf[0] (stripe multiple)
     AlignedBuf buf;
+  };
+  // A batch of full stripes being written: the column buffers (data copied, parity encoded), one
+  // request per writable member, and the stream whose rows it carries (nullptr: checkpoint rows).
+  // kWriteBatchesInFlight of them are used round robin, so batches complete in submission order.
+  struct WriteBatch {
+    std::vector<AlignedBuf> cols;  // w_ buffers of batch_rows_ chunks
+    std::vector<IoRequest> reqs;   // per column
+    std::vector<uint32_t> member_of;  // per column; UINT32_MAX: not written (member unwritable)
+    IoWaiter waiter;
+    OpenSegment* os = nullptr;
+    uint32_t seg = kNoSegment, nrows = 0;
+    bool busy = false;
   };
   enum Stream : uint32_t { kHot = 0, kCold = 1, kStreams = 2 };
   struct ReadPlan;
@@ -99,7 +114,20 @@ class PoolImpl final : public Pool {
   // whose request failed (the caller decides: count, fail the member).
   std::vector<std::pair<uint32_t, Status>> ToEveryMemberLocked(IoOp op, uint64_t offset_bytes,
                                                                uint32_t length_bytes, void* buf);
+  // Writes `nrows` full stripes of `seg` from row `first_row` (data: nrows x StripeDataBytes(),
+  // row-major) and waits for them, after every batch already in flight.
   Status WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data);
+  // Starts the write of `nrows` stripes (<= batch_rows_) and returns without waiting: copies the
+  // data into the next WriteBatch's column buffers (completing that batch first if it is still
+  // in flight), encodes parity, submits one request per writable member. With `os`, the data
+  // is the stream's buffer at row `first_row` and the batch advances os->disk_pos when it
+  // completes; otherwise `data`.
+  Status StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data, OpenSegment* os);
+  // Waits for batch `b`; fails the members whose write failed; advances its stream's disk_pos
+  // and drops written rows from the stream's buffer (keeping keep_rows_).
+  Status CompleteBatchLocked(WriteBatch& b);
+  // Completes every batch in flight, oldest first; the first error, after all completed.
+  Status DrainWritesLocked();
   // Reads whole chunks of one row; missing/failed columns set in `*erased`.
   void ReadRow(uint32_t seg, uint32_t row, uint8_t* const* chunks, std::vector<uint32_t>* erased);
   // Reads `len` bytes at data-space offset `off` of `seg`, verifying against `crc`; rebuilds from
@@ -207,7 +235,11 @@ class PoolImpl final : public Pool {
   uint64_t seal_clock_ = 0;         // advances per sealed segment: segment age for the cleaner
   std::vector<uint64_t> sealed_at_; // per segment
   CleanerStats cleaner_;
-  std::vector<AlignedBuf> col_bufs_;
+  // Stripe batches whose writes may be in flight at once (double buffering and more: the
+  // devices work on one batch while the writer fills the next). Measured in doc/benchmarks.md.
+  static constexpr uint32_t kWriteBatchesInFlight = 3;
+  std::array<std::unique_ptr<WriteBatch>, kWriteBatchesInFlight> batches_;
+  uint32_t next_batch_ = 0;  // the batch the next StartRowsLocked uses (the oldest, if busy)
   uint32_t batch_rows_ = 0;
   uint32_t keep_rows_ = 1;          // written stripes kept in a stream's buffer before disk_pos
 
