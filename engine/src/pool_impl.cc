@@ -361,10 +361,18 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
     }
     if (opts_.background_checkpoints) bg_ = std::thread([this] { BackgroundLoop(); });
   }
+  if (opts_.readahead_bytes >= kBlockBytes) {
+    const uint64_t window = std::min<uint64_t>(opts_.readahead_bytes, uint64_t(kBlocksPerIoMax) * kBlockBytes);
+    readahead_ = std::make_unique<Readahead>(
+        [this](uint64_t obj, uint64_t block, uint32_t count, uint8_t* buf) { return ReadDirect(obj, block, count, buf); },
+        uint32_t(window / kBlockBytes), uint32_t(std::max<uint64_t>(1, opts_.readahead_bytes / window)),
+        kReadaheadWorkers);
+  }
   return Status::Ok();
 }
 
 Status PoolImpl::Close() {
+  if (readahead_) readahead_->Stop();  // its fills read through the members
   {
     std::lock_guard<std::mutex> l(bg_mu_);
     bg_stop_ = true;
@@ -875,6 +883,12 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
 Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
   if (count > kBlocksPerIoMax) return Status::InvalidArgument("read of more than 256 blocks");
   if (closed_) return Status::InvalidArgument("pool is closed");
+  if (readahead_ && readahead_->TryRead(obj, block, count, static_cast<uint8_t*>(buf))) return Status::Ok();
+  return ReadDirect(obj, block, count, buf);
+}
+
+Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
+  if (closed_) return Status::InvalidArgument("pool is closed");
   auto* out = static_cast<uint8_t*>(buf);
   // Blocks to fetch from the devices, grouped by stored range: the blocks of one compression
   // frame are read, checked and decompressed once.
@@ -1382,6 +1396,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
     }
   }
   std::lock_guard<std::mutex> wl(write_mu_);
+  InvalidateOnExit invalidate(readahead_.get(), obj);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
   {
     // An overwrite frees what it replaces (when nothing else shares it): a full pool still
@@ -1542,6 +1557,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
 Status PoolImpl::Trim(ObjectId obj, uint64_t block, uint64_t count) {
   if (count == 0) return Status::Ok();
   std::lock_guard<std::mutex> wl(write_mu_);
+  InvalidateOnExit invalidate(readahead_.get(), obj);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
   Encoder rec;
   MetaState::RecTrim(&rec, obj, block, count);
@@ -1553,6 +1569,7 @@ Status PoolImpl::Trim(ObjectId obj, uint64_t block, uint64_t count) {
 Status PoolImpl::CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint64_t dst_block, uint64_t count) {
   if (count == 0) return Status::Ok();
   std::lock_guard<std::mutex> wl(write_mu_);
+  InvalidateOnExit invalidate(readahead_.get(), dst);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
   Encoder rec;
   MetaState::RecClone(&rec, src, src_block, dst, dst_block, count);
@@ -1627,6 +1644,10 @@ Status PoolImpl::Commit(const CatalogTxn& txn) {
   Encoder rec;
   MetaState::RecCatalog(&rec, txn);
   ApplyLocked(rec);
+  if (readahead_)
+    for (const auto& op : txn.ops)
+      if (op.kind == CatalogOp::Kind::kDeleteObject || op.kind == CatalogOp::Kind::kTruncateObject)
+        readahead_->Invalidate(op.object);
   if (pending_.size() > JournalBatchTarget()) return FlushLocked();
   return Status::Ok();
 }
@@ -2384,6 +2405,12 @@ PoolStatus PoolImpl::GetStatus() {
   st.checkpoint_seq = sb_.journal_head_seq;
   st.repaired_blocks = repaired_;
   st.cleaner = cleaner_;
+  if (readahead_) {
+    ReadaheadStats ra = readahead_->stats();
+    st.readahead_hit_blocks = ra.hit_blocks;
+    st.readahead_filled_blocks = ra.filled_blocks;
+    st.readahead_dropped_blocks = ra.dropped_blocks;
+  }
   return st;
 }
 

@@ -21,6 +21,7 @@
 #include "block_codec.h"
 #include "erasure_code.h"
 #include "meta_state.h"
+#include "readahead.h"
 #include "superblock_format.h"
 
 namespace astra {
@@ -33,6 +34,8 @@ inline constexpr uint32_t kCleanerReserveSegments = 2;
 inline constexpr uint64_t kOverProvisionPercent = 10;
 // Background cleaning per 5-second tick, in segments (its bounded share of the I/O).
 inline constexpr uint32_t kBackgroundCleanSegmentsMax = 8;
+// Readahead fill threads: prefetch windows in flight at once (doc/engine.md, "Readahead").
+inline constexpr uint32_t kReadaheadWorkers = 2;
 
 class PoolImpl final : public Pool {
  public:
@@ -43,6 +46,8 @@ class PoolImpl final : public Pool {
 
   Status Close() override;
   Status Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) override;
+  // Read without readahead: the device path (and readahead's fill).
+  Status ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* buf);
   Status Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) override;
   Status Trim(ObjectId obj, uint64_t block, uint64_t count) override;
   Status CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint64_t dst_block,
@@ -214,6 +219,16 @@ class PoolImpl final : public Pool {
 
   void BackgroundLoop();
 
+  // Bumps the readahead epoch of `obj` when the mutation in scope ends (after its map change is
+  // applied, before the call returns: see readahead.h).
+  struct InvalidateOnExit {
+    Readahead* ra;
+    ObjectId obj;
+    ~InvalidateOnExit() {
+      if (ra) ra->Invalidate(obj);
+    }
+  };
+
   OpenOptions opts_;
   Superblock sb_;
   Placement place_;
@@ -262,6 +277,7 @@ class PoolImpl final : public Pool {
   std::mutex charged_mu_;
   absl::flat_hash_set<uint64_t> charged_chunks_;
 
+  std::unique_ptr<Readahead> readahead_;  // null when opts_.readahead_bytes is 0
   std::thread bg_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;

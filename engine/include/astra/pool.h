@@ -72,6 +72,10 @@ struct OpenOptions {
   // uses it: pools hold frames of any size up to 8, whatever it is set to. Measurements of the
   // unit's effect on ratio and speed: doc/data-reduction.md.
   uint32_t compression_unit_blocks = 0;
+  // Sequential readahead, bytes kept prefetched ahead of a reader that continues where its last
+  // Read ended (in windows of up to 1 MiB, filled by background threads); 0 turns it off.
+  // Prefetched blocks are dropped when their object changes, so reads never see older bytes.
+  uint64_t readahead_bytes = 2u << 20;
 };
 
 enum class MemberState : uint8_t { kOnline = 0, kMissing = 1, kFailed = 2, kRebuilding = 3 };
@@ -121,6 +125,9 @@ struct PoolStatus {
   uint64_t segments_total = 0, segments_free = 0;
   uint64_t journal_seq = 0, checkpoint_seq = 0;
   uint64_t repaired_blocks = 0;        // blocks rebuilt from parity after a bad read
+  // Readahead: blocks served from prefetched windows, prefetched, and prefetched but dropped
+  // unread (the object changed, the reader went elsewhere).
+  uint64_t readahead_hit_blocks = 0, readahead_filled_blocks = 0, readahead_dropped_blocks = 0;
   CleanerStats cleaner;
   Compression compression = Compression::kNone;
   int compression_level = 0;

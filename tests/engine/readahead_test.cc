@@ -1,0 +1,193 @@
+// Sequential readahead (engine/src/readahead.h): a sequential reader is served from prefetched
+// windows, and a read never returns bytes older than a mutation (write, trim, clone, truncate,
+// delete) that returned before the read started, however the two interleave.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "test_util.h"
+
+namespace astra::test {
+namespace {
+
+constexpr uint32_t kChunkBlocks = 32;  // 128 KiB reads, as a sequential reader does
+
+std::unique_ptr<Pool> OpenWithReadahead(MemPool& mp, uint64_t readahead_bytes = 512 * 1024) {
+  OpenOptions o = TestOpen();
+  o.readahead_bytes = readahead_bytes;
+  auto r = Pool::Open(mp.Devices(), o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+void WriteTags(Pool& p, ObjectId obj, uint64_t first, uint64_t count, uint64_t tag_base) {
+  std::vector<uint8_t> buf(kChunkBlocks * 4096);
+  for (uint64_t b = first; b < first + count; b += kChunkBlocks) {
+    uint32_t n = uint32_t(std::min<uint64_t>(kChunkBlocks, first + count - b));
+    for (uint32_t i = 0; i < n; i++) FillBlock(&buf[i * 4096], tag_base + b + i);
+    ASSERT_TRUE(p.Write(obj, b, n, buf.data()).ok());
+  }
+}
+
+// Reads [first, first + count) in 128 KiB calls and checks block b against tag_of(b).
+template <typename TagOf>
+void ReadAndCheck(Pool& p, ObjectId obj, uint64_t first, uint64_t count, TagOf tag_of) {
+  std::vector<uint8_t> buf(kChunkBlocks * 4096);
+  uint8_t want[4096];
+  for (uint64_t b = first; b < first + count; b += kChunkBlocks) {
+    uint32_t n = uint32_t(std::min<uint64_t>(kChunkBlocks, first + count - b));
+    Status s = p.Read(obj, b, n, buf.data());
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    for (uint32_t i = 0; i < n; i++) {
+      FillBlock(want, tag_of(b + i));
+      ASSERT_EQ(0, memcmp(want, &buf[i * 4096], 4096)) << "object " << obj << " block " << b + i;
+    }
+  }
+}
+
+// Waits until the pool has prefetched at least `blocks` blocks in all (bounded wait).
+void WaitFilled(Pool& p, uint64_t blocks) {
+  for (int i = 0; i < 2000 && p.GetStatus().readahead_filled_blocks < blocks; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GE(p.GetStatus().readahead_filled_blocks, blocks) << "readahead never filled its windows";
+}
+
+class ReadaheadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto devs = mp_.Devices();
+    ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+    p_ = OpenWithReadahead(mp_);
+    ASSERT_TRUE(p_);
+    WriteTags(*p_, kObj, 0, kBlocks, 1);
+    ASSERT_TRUE(p_->Flush().ok());
+  }
+  // Reads the first three chunks sequentially: the reader is now a stream with windows ahead.
+  void StartStream() {
+    ReadAndCheck(*p_, kObj, 0, 3 * kChunkBlocks, [](uint64_t b) { return 1 + b; });
+    WaitFilled(*p_, 128);
+  }
+  static constexpr ObjectId kObj = 7;
+  static constexpr uint64_t kBlocks = 1024;  // 4 MiB
+  MemPool mp_{6};
+  std::unique_ptr<Pool> p_;
+};
+
+TEST_F(ReadaheadTest, SequentialReaderIsServedFromPrefetchedWindows) {
+  ReadAndCheck(*p_, kObj, 0, kBlocks, [](uint64_t b) { return 1 + b; });
+  PoolStatus st = p_->GetStatus();
+  // All but the first chunks (before the reader is known to be sequential) come from windows.
+  EXPECT_GE(st.readahead_hit_blocks, kBlocks / 2) << "filled " << st.readahead_filled_blocks;
+  EXPECT_GE(st.readahead_filled_blocks, st.readahead_hit_blocks);
+}
+
+TEST_F(ReadaheadTest, RandomReaderPrefetchesNothing) {
+  std::vector<uint8_t> buf(4096);
+  std::mt19937_64 r(5);
+  for (int i = 0; i < 200; i++) ASSERT_TRUE(p_->Read(kObj, r() % kBlocks, 1, buf.data()).ok());
+  EXPECT_EQ(0u, p_->GetStatus().readahead_filled_blocks);
+}
+
+TEST_F(ReadaheadTest, WriteIntoAPrefetchedWindowIsSeenByTheNextRead) {
+  StartStream();
+  // Blocks 96.. are prefetched by now; overwrite some of them, then read on.
+  WriteTags(*p_, kObj, 100, 40, 5000);
+  ReadAndCheck(*p_, kObj, 3 * kChunkBlocks, kBlocks - 3 * kChunkBlocks,
+               [](uint64_t b) { return b >= 100 && b < 140 ? 5000 + b : 1 + b; });
+}
+
+TEST_F(ReadaheadTest, TrimCloneTruncateAndDeleteAreSeenByTheNextRead) {
+  StartStream();
+  ASSERT_TRUE(p_->Trim(kObj, 96, 8).ok());
+  ReadAndCheck(*p_, kObj, 96, 32, [](uint64_t b) { return b < 104 ? 0 : 1 + b; });  // trimmed: zeros
+  // Clone another object's blocks over prefetched ones.
+  WriteTags(*p_, 9, 0, 64, 9000);
+  ASSERT_TRUE(p_->CloneRange(9, 0, kObj, 128, 64).ok());
+  ReadAndCheck(*p_, kObj, 128, 64, [](uint64_t b) { return 9000 + (b - 128); });
+  // Truncate past the reader, then delete the object (catalogue transactions).
+  WaitFilled(*p_, 512);
+  CatalogTxn t;
+  t.TruncateObject(kObj, 256);
+  ASSERT_TRUE(p_->Commit(t).ok());
+  ReadAndCheck(*p_, kObj, 192, 128, [](uint64_t b) { return b >= 256 ? 0 : 1 + b; });
+  CatalogTxn d;
+  d.DeleteObject(kObj);
+  ASSERT_TRUE(p_->Commit(d).ok());
+  ReadAndCheck(*p_, kObj, 320, 64, [](uint64_t) { return 0; });
+}
+
+// A writer overwrites random blocks with new versions while readers read the object
+// sequentially over and over. A read must return, for every block, a version at least as new
+// as the last one acknowledged before the read started.
+TEST_F(ReadaheadTest, ConcurrentOverwritesAreNeverLostBehindPrefetchedBytes) {
+  std::vector<std::atomic<uint64_t>> acked(kBlocks);
+  for (uint64_t b = 0; b < kBlocks; b++) acked[b] = 0;  // version 0: tag 1 + b (SetUp)
+  auto tag = [](uint64_t b, uint64_t v) { return v == 0 ? 1 + b : 1'000'000 * v + b; };
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0};
+  std::string failure;
+  std::mutex failure_mu;
+  std::thread writer([&] {
+    std::mt19937_64 r(TestSeed(42));
+    uint8_t buf[4096];
+    while (!stop) {
+      uint64_t b = r() % kBlocks;
+      uint64_t v = acked[b] + 1;
+      FillBlock(buf, tag(b, v));
+      if (!p_->Write(kObj, b, 1, buf).ok()) break;
+      acked[b] = v;
+    }
+  });
+  auto reader = [&] {
+    std::vector<uint8_t> buf(kChunkBlocks * 4096);
+    std::vector<uint64_t> before(kChunkBlocks);
+    uint8_t want[4096];
+    while (!stop) {
+      for (uint64_t c = 0; c < kBlocks && !stop; c += kChunkBlocks) {
+        for (uint32_t i = 0; i < kChunkBlocks; i++) before[i] = acked[c + i];
+        if (!p_->Read(kObj, c, kChunkBlocks, buf.data()).ok()) return;
+        reads++;
+        for (uint32_t i = 0; i < kChunkBlocks; i++) {
+          // The block holds some version v >= before[i]; versions written so far are <= acked + 1.
+          bool ok = false;
+          for (uint64_t v = before[i]; v <= acked[c + i] + 1 && !ok; v++) {
+            FillBlock(want, tag(c + i, v));
+            ok = memcmp(want, &buf[i * 4096], 4096) == 0;
+          }
+          if (!ok) {
+            std::lock_guard<std::mutex> l(failure_mu);
+            failure = "block " + std::to_string(c + i) + ": older than version " + std::to_string(before[i]);
+            stop = true;
+            return;
+          }
+        }
+      }
+    }
+  };
+  std::thread r1(reader), r2(reader);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  stop = true;
+  writer.join();
+  r1.join();
+  r2.join();
+  EXPECT_EQ("", failure);
+  EXPECT_GT(reads.load(), 100u);
+  EXPECT_GT(p_->GetStatus().readahead_hit_blocks, 0u) << "the readers never used readahead: the test shows nothing";
+}
+
+TEST(ReadaheadOff, ZeroBytesTurnsItOff) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenWithReadahead(mp, 0);
+  ASSERT_TRUE(p);
+  WriteTags(*p, 3, 0, 256, 1);
+  ReadAndCheck(*p, 3, 0, 256, [](uint64_t b) { return 1 + b; });
+  EXPECT_EQ(0u, p->GetStatus().readahead_filled_blocks);
+  EXPECT_EQ(0u, p->GetStatus().readahead_hit_blocks);
+}
+
+}  // namespace
+}  // namespace astra::test
