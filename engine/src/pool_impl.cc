@@ -877,7 +877,73 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
     std::memcpy(xs[p.want].out + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
   }
   for (uint32_t wi = 0; wi < xs.size(); wi++)
-    if (!(*slow)[wi] && Crc32c(xs[wi].out, xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
+    if (xs[wi].verify && !(*slow)[wi] && Crc32c(xs[wi].out, xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
+}
+
+void PoolImpl::ReadCandidatesLocked(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow) {
+  DedupWindow& w = dedup_window_;
+  if (w.reclaim_gen != reclaim_gen_) w.segment = kNoSegment;
+  auto in_window = [&](const Extent& x) {
+    return x.segment == w.segment && x.offset >= w.offset && uint64_t(x.offset) + x.length <= uint64_t(w.offset) + w.length;
+  };
+  // A candidate outside the window that continues from the last one read from the devices
+  // (same segment, at or at most a window after its start): read a new window from it, up to
+  // what the segment holds on the devices.
+  for (const Extent& x : xs) {
+    if (in_window(x)) continue;
+    const bool sequential = x.segment == w.last_segment && x.offset >= w.last_offset &&
+                            x.offset < w.last_offset + kDedupWindowBytes;
+    w.last_segment = x.segment;
+    w.last_offset = x.offset;
+    if (!sequential) continue;
+    uint64_t on_disk = uint64_t(state_.seg(x.segment).written_stripes) * StripeDataBytes();
+    for (const auto& st : streams_)
+      if (st.seg == x.segment) on_disk = st.disk_pos;
+    const uint64_t end = std::min<uint64_t>(uint64_t(x.offset) + kDedupWindowBytes, on_disk);
+    if (end < uint64_t(x.offset) + x.length) continue;
+    if (!w.buf) w.buf = AllocAligned(kDedupWindowBytes);
+    std::vector<StoredRange> one{{x.segment, x.offset, uint32_t(end - x.offset), 0, w.buf.get(), /*verify=*/false}};
+    std::vector<bool> bad;
+    ReadRangesBatch(one, &bad);
+    if (bad[0]) {
+      w.segment = kNoSegment;  // a member error: the candidates take the ordinary path
+      continue;
+    }
+    w.segment = x.segment;
+    w.offset = x.offset;
+    w.length = uint32_t(end - x.offset);
+    w.reclaim_gen = reclaim_gen_;
+  }
+  // Candidates in the window are copied from it (their CRC checked); the rest read as before.
+  std::vector<Extent> rest;
+  std::vector<uint32_t> rest_of;
+  uint64_t total = 0;
+  for (const Extent& x : xs) total += x.length;
+  stored->arena.reset(new uint8_t[std::max<uint64_t>(total, 1)]);
+  stored->at.resize(xs.size());
+  slow->assign(xs.size(), false);
+  uint64_t at = 0;
+  for (uint32_t i = 0; i < xs.size(); i++) {
+    const Extent& x = xs[i];
+    stored->at[i] = stored->arena.get() + at;
+    at += x.length;
+    if (in_window(x)) {
+      std::memcpy(stored->at[i], w.buf.get() + (x.offset - w.offset), x.length);
+      (*slow)[i] = Crc32c(stored->at[i], x.length) != x.crc;  // then read again, the ordinary way
+      if (!(*slow)[i]) dedup_window_hits_++;
+    } else {
+      rest_of.push_back(i);
+      rest.push_back(x);
+    }
+  }
+  if (rest.empty()) return;
+  StoredBatch rs;
+  std::vector<bool> rslow;
+  ReadExtentsBatch(rest, &rs, &rslow);
+  for (uint32_t j = 0; j < rest.size(); j++) {
+    std::memcpy(stored->at[rest_of[j]], rs.at[j], rest[j].length);
+    (*slow)[rest_of[j]] = rslow[j];
+  }
 }
 
 Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
@@ -1438,7 +1504,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
         }
       StoredBatch from_dev;
       std::vector<bool> dev_slow;
-      if (!dev_ranges.empty()) ReadExtentsBatch(dev_ranges, &from_dev, &dev_slow);
+      if (!dev_ranges.empty()) ReadCandidatesLocked(dev_ranges, &from_dev, &dev_slow);
       // Device ranges are used where they were read; buffered ones are checked in place.
       std::vector<const uint8_t*> at(ranges.size());
       std::vector<bool> slow(ranges.size(), false);
@@ -1746,6 +1812,7 @@ Status PoolImpl::WriteJournalBatchLocked() {
   std::vector<uint32_t> freed;
   {
     std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
+    reclaim_gen_++;
     std::unique_lock<std::shared_mutex> l(mu_);
     freed = state_.ReleaseFreePending();
   }
@@ -1906,6 +1973,7 @@ Status PoolImpl::CheckpointLocked() {
   std::vector<uint32_t> freed;
   {
     std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
+    reclaim_gen_++;
     std::unique_lock<std::shared_mutex> l(mu_);
     freed = state_.ReleaseAfterCheckpoint(ckpt_segments_);
   }
@@ -2268,6 +2336,7 @@ Status PoolImpl::ReplaceMember(uint32_t index, std::unique_ptr<Device> dev, cons
     Member& m = *members_[index];
     {
       std::unique_lock<std::shared_mutex> rl(reclaim_mu_);
+      reclaim_gen_++;
       std::unique_lock<std::shared_mutex> l(mu_);
       m.dev = std::move(dev);
       m.read_errors = m.write_errors = m.checksum_errors = 0;
@@ -2404,6 +2473,7 @@ PoolStatus PoolImpl::GetStatus() {
   st.journal_seq = next_seq_;
   st.checkpoint_seq = sb_.journal_head_seq;
   st.repaired_blocks = repaired_;
+  st.dedup_window_hits = dedup_window_hits_;
   st.cleaner = cleaner_;
   if (readahead_) {
     ReadaheadStats ra = readahead_->stats();

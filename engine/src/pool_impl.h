@@ -151,6 +151,7 @@ class PoolImpl final : public Pool {
   struct StoredRange {
     uint32_t segment, offset, length, crc;
     uint8_t* out;
+    bool verify = true;  // false: raw bytes of a range that is not one extent (no CRC to check)
   };
   // The one device read path for stored bytes: every range's pieces coalesced into one request
   // per contiguous device range per member, all in flight at once, CRC-checked. (*slow)[i] is
@@ -162,6 +163,12 @@ class PoolImpl final : public Pool {
     std::vector<uint8_t*> at;
   };
   void ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow);
+  // Stored bytes of the dedup candidates `xs` (device ranges, not buffered) for verification
+  // under write_mu_, like ReadExtentsBatch, but through dedup_window_: a candidate that lies just
+  // after the previous one in the same segment makes the read a window of kDedupWindowBytes, and
+  // later candidates inside it need no device read (duplicates of data stored in order: a second
+  // copy of a tree, of a disk image).
+  void ReadCandidatesLocked(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow);
   // Reads the logical 4 KiB block of extent `id` (used under write_mu_). Repairs if rebuilt.
   Status ReadExtentBlockLocked(uint32_t id, uint8_t* block);
 
@@ -257,6 +264,20 @@ class PoolImpl final : public Pool {
   uint32_t next_batch_ = 0;  // the batch the next StartRowsLocked uses (the oldest, if busy)
   uint32_t batch_rows_ = 0;
   uint32_t keep_rows_ = 1;          // written stripes kept in a stream's buffer before disk_pos
+
+  // Stored bytes read ahead for dedup verification (write_mu_). Valid while reclaim_gen_ is
+  // unchanged: a segment's bytes can change only after it returned to the free list.
+  static constexpr uint32_t kDedupWindowBytes = 1u << 20;
+  struct DedupWindow {
+    uint32_t segment = kNoSegment;
+    uint32_t offset = 0, length = 0;   // data-space bytes of `segment` held in buf
+    uint64_t reclaim_gen = 0;
+    uint32_t last_segment = kNoSegment;  // the last candidate not found in the window
+    uint64_t last_offset = 0;
+    AlignedBuf buf;
+  } dedup_window_;
+  uint64_t reclaim_gen_ = 0;        // bumped (write_mu_) whenever segments return to the free list
+  uint64_t dedup_window_hits_ = 0;  // (write_mu_)
 
   Encoder pending_;                 // journal records applied but not yet journaled
   uint32_t pending_records_ = 0;

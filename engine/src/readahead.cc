@@ -113,6 +113,9 @@ bool Readahead::TryRead(uint64_t obj, uint64_t block, uint32_t count, uint8_t* o
     }
     s->obj = obj;
     s->frontier = end;
+    s->run = 0;
+  } else {
+    s->run++;
   }
   s->next = end;
   s->last_use = clock_;
@@ -129,7 +132,7 @@ bool Readahead::TryRead(uint64_t obj, uint64_t block, uint32_t count, uint8_t* o
       ++it;
     }
   }
-  if (!sequential) return hit;
+  if (!sequential || s->run < kRunToPrefetch) return hit;
   // Keep windows_ahead_ windows queued or filled ahead of the reader (re-fetching from where
   // a dropped stale window was).
   uint64_t frontier = end;

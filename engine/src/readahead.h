@@ -55,8 +55,9 @@ class Readahead {
 
   // Serves the read of `count` blocks of `obj` at `block` into `out` from prefetched windows if
   // they hold all of it (waiting for a fill already running), and returns true; otherwise false
-  // (the caller reads from the devices). Either way records the access: a read that starts where
-  // the previous read of the same stream ended schedules windows ahead of it.
+  // (the caller reads from the devices). Either way records the access: the kRunToPrefetch-th
+  // read in a row that starts where the previous read of its stream ended, and every one after
+  // it, queue windows ahead of the reader.
   bool TryRead(uint64_t obj, uint64_t block, uint32_t count, uint8_t* out);
 
   // Marks every window of `obj` stale. Call after a change of the object's blocks is applied.
@@ -67,6 +68,9 @@ class Readahead {
  private:
   static constexpr uint32_t kEpochStripes = 64;
   static constexpr uint32_t kStreamsMax = 8;
+  // Reads in a row that must continue their predecessor before windows are queued: one
+  // coincidence in a random workload does not start a stream.
+  static constexpr uint32_t kRunToPrefetch = 2;
 
   enum class State : uint8_t { kQueued, kFilling, kReady, kFailed };
   struct Window {
@@ -82,6 +86,7 @@ class Readahead {
     uint64_t obj = 0;
     uint64_t next = 0;      // block where the previous read ended
     uint64_t frontier = 0;  // end of the last window scheduled
+    uint32_t run = 0;       // consecutive reads that continued the previous one
     uint64_t last_use = 0;
     std::vector<std::shared_ptr<Window>> windows;
   };
