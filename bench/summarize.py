@@ -45,7 +45,10 @@ def main(out):
         direct = open(os.path.join(out, tag + ".direct")).read().strip()
         fs = open(os.path.join(out, tag + ".fs")).read().split()
         fstype = fs[1] if len(fs) > 1 else "?"
-        p(f"## Target `{d}` ({fstype}; fio direct={direct}; engine O_DIRECT)\n")
+        ef = os.path.join(out, tag + ".engine-files")
+        members = open(ef).read().strip() if os.path.exists(ef) else "sparse"
+        members = "fio's 6 files" if members == "same" else "6 new sparse files"
+        p(f"## Target `{d}` ({fstype}; fio direct={direct}; engine O_DIRECT on {members})\n")
         raw = {nj: fio_jobs(os.path.join(out, f"{tag}-fio-nj{nj}.json")) for nj in (1, 2)}
         pre = fio_jobs(os.path.join(out, f"{tag}-fio-prefill.json"))["prefill"]
         p(f"Raw fio, aggregate over the 6 files (prefill, 1 MiB writes: {pre['mib_s']:.0f} MiB/s):\n")

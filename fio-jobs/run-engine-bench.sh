@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Engine benchmark driver (doc/benchmarks.md): for each target directory, measures the raw
-# capability of 6 member-sized files with fio, then the engine (bench/astra_bench) on 6 files of
-# the same size in the same directory, and prints engine/raw ratios against the floors:
+# capability of 6 member-sized files with fio, then the engine (bench/astra_bench) on the same 6
+# files (formatted as a 4+2 pool; ENGINE_FILES=sparse: 6 new sparse files instead), and prints
+# engine/raw ratios against the floors:
 #   write: engine user-data MiB/s / (raw fio write MiB/s * k/(k+m))   floor 0.60
 #   read:  engine MiB/s / raw fio read MiB/s                          floor 0.70
 #   metadata RAM: bytes per stored 4 KiB block                        limit 64
@@ -11,8 +12,11 @@
 # Environment (defaults):
 #   ASTRA_BENCH   build/bench/bench/astra_bench   the benchmark binary
 #   TARGETS       "/dev/shm/astra-bench /var/tmp/astra-bench"
-#   FILE_MIB      1024     size of each of the 6 files (sparse for the engine, prefilled for fio)
-#   SEQ_MIB       256      user data per sequential engine phase
+#   FILE_MIB      1024     size of each of the 6 files (prefilled by fio)
+#   ENGINE_FILES  same     "same": the engine's members are fio's 6 files, allocated and written
+#                          as fio measured them; "sparse": new sparse files (every first write
+#                          of a block then also allocates it in the host file system)
+#   SEQ_MIB       512      user data per sequential engine phase
 #   RUNTIME       4        seconds per fio job
 #   RAND_SECONDS  3        seconds per random engine phase
 #   META_MIB      256      user data written for the metadata-RAM measurement
@@ -25,7 +29,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${ASTRA_BENCH:-$ROOT/build/bench/bench/astra_bench}
 TARGETS=${TARGETS:-"/dev/shm/astra-bench /var/tmp/astra-bench"}
 FILE_MIB=${FILE_MIB:-1024}
-SEQ_MIB=${SEQ_MIB:-256}
+SEQ_MIB=${SEQ_MIB:-512}
+ENGINE_FILES=${ENGINE_FILES:-same}
 RUNTIME=${RUNTIME:-4}
 RAND_SECONDS=${RAND_SECONDS:-3}
 META_MIB=${META_MIB:-256}
@@ -77,16 +82,23 @@ for dir in $TARGETS; do
     echo "-- fio patterns, numjobs=$nj"
     RAW_NUMJOBS=$nj fio "$ROOT/fio-jobs/raw-patterns.fio" --output-format=json --output="$OUT/$tag-fio-nj$nj.json"
   done
-  rm -f "$dir"/raw-?.dat
+  if [[ $ENGINE_FILES == same ]]; then
+    members=(--devices "${files//:/,}" --k 4 --m 2)
+  else
+    rm -f "$dir"/raw-?.dat
+    members=(--dir "$dir" --file-mib "$FILE_MIB")
+  fi
+  echo "$ENGINE_FILES" > "$OUT/$tag.engine-files"
 
   for s in $SETTINGS; do
     comp=${s%%:*}
     dedup=${s##*:}
-    echo "-- astra_bench compression=$comp dedup=$dedup"
-    "$BENCH" --dir "$dir" --file-mib "$FILE_MIB" --seq-mib "$SEQ_MIB" --rand-seconds "$RAND_SECONDS" \
+    echo "-- astra_bench compression=$comp dedup=$dedup (members: $ENGINE_FILES files)"
+    "$BENCH" "${members[@]}" --seq-mib "$SEQ_MIB" --rand-seconds "$RAND_SECONDS" \
       --threads 1,2 --qd-threads 32 --compression "$comp" --dedup "$dedup" --meta-mib "$META_MIB" \
       --json-out "$OUT/$tag-astra-$comp-$dedup.json" | tee "$OUT/$tag-astra-$comp-$dedup.txt"
   done
+  rm -f "$dir"/raw-?.dat
   rmdir "$dir" 2>/dev/null || true
 done
 
