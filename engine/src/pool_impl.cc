@@ -470,11 +470,6 @@ Status PoolImpl::FailMember(uint32_t index) {
 // Segment I/O
 // ============================================================================================
 
-Status PoolImpl::WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data) {
-  ASTRA_RETURN_IF_ERROR(StartRowsLocked(seg, first_row, nrows, data, nullptr));
-  return DrainWritesLocked();
-}
-
 Status PoolImpl::StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data,
                                  OpenSegment* os) {
   assert(nrows >= 1 && nrows <= batch_rows_);
@@ -1949,9 +1944,11 @@ Status PoolImpl::CheckpointLocked() {
     uint32_t rows = uint32_t(AlignUp(seg_used, sdb) / sdb);
     for (uint32_t r = 0; r < rows; r += batch_rows_) {
       uint32_t nr = std::min(batch_rows_, rows - r);
-      ASTRA_RETURN_IF_ERROR(WriteRows(segs[si], r, nr, &layout[uint64_t(si) * segb + uint64_t(r) * sdb]));
+      // The batch copies the rows at once: `layout` may change before the write completes.
+      ASTRA_RETURN_IF_ERROR(StartRowsLocked(segs[si], r, nr, &layout[uint64_t(si) * segb + uint64_t(r) * sdb], nullptr));
     }
   }
+  ASTRA_RETURN_IF_ERROR(DrainWritesLocked());
   for (auto& [i, st] : ToEveryMemberLocked(IoOp::kFlush, 0, 0, nullptr)) ASTRA_RETURN_IF_ERROR(FailMemberLocked(i, st));
   // 3. Switch: superblocks name the new checkpoint; the journal restarts where it stands.
   Superblock prev = sb_;
@@ -2480,6 +2477,7 @@ PoolStatus PoolImpl::GetStatus() {
     st.readahead_hit_blocks = ra.hit_blocks;
     st.readahead_filled_blocks = ra.filled_blocks;
     st.readahead_dropped_blocks = ra.dropped_blocks;
+    st.readahead_pending_windows = ra.pending_windows;
   }
   return st;
 }

@@ -119,10 +119,8 @@ class PoolImpl final : public Pool {
   // whose request failed (the caller decides: count, fail the member).
   std::vector<std::pair<uint32_t, Status>> ToEveryMemberLocked(IoOp op, uint64_t offset_bytes,
                                                                uint32_t length_bytes, void* buf);
-  // Writes `nrows` full stripes of `seg` from row `first_row` (data: nrows x StripeDataBytes(),
-  // row-major) and waits for them, after every batch already in flight.
-  Status WriteRows(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data);
-  // Starts the write of `nrows` stripes (<= batch_rows_) and returns without waiting: copies the
+  // Starts the write of `nrows` full stripes of `seg` from row `first_row` (<= batch_rows_;
+  // data: nrows x StripeDataBytes(), row-major) and returns without waiting: copies the
   // data into the next WriteBatch's column buffers (completing that batch first if it is still
   // in flight), encodes parity, submits one request per writable member. With `os`, the data
   // is the stream's buffer at row `first_row` and the batch advances os->disk_pos when it

@@ -35,7 +35,9 @@ void Readahead::Stop() {
 
 ReadaheadStats Readahead::stats() const {
   std::lock_guard<std::mutex> l(mu_);
-  return stats_;
+  ReadaheadStats st = stats_;
+  st.pending_windows = uint32_t(queue_.size()) + filling_;
+  return st;
 }
 
 Readahead::Stream* Readahead::FindStreamLocked(uint64_t obj, uint64_t block) {
@@ -168,9 +170,11 @@ void Readahead::Worker() {
     // past this value (see the header).
     w->epoch = epoch(w->obj).load(std::memory_order_acquire);
     w->buf.reset(new uint8_t[uint64_t(w->count) * kBlockBytes]);
+    filling_++;
     l.unlock();
     Status s = fill_(w->obj, w->first, w->count, w->buf.get());
     l.lock();
+    filling_--;
     w->state = s.ok() ? State::kReady : State::kFailed;
     stats_.filled_blocks += w->count;
     if (w->cancelled || !s.ok()) {

@@ -38,6 +38,7 @@ struct ReadaheadStats {
   uint64_t hit_blocks = 0;      // blocks served from a prefetched window
   uint64_t filled_blocks = 0;   // blocks prefetched
   uint64_t dropped_blocks = 0;  // prefetched blocks dropped unread (stale epoch, evicted)
+  uint32_t pending_windows = 0; // windows queued or being filled now
 };
 
 class Readahead {
@@ -107,6 +108,7 @@ class Readahead {
   std::vector<Stream> streams_;
   std::deque<std::shared_ptr<Window>> queue_;
   ReadaheadStats stats_;
+  uint32_t filling_ = 0;
   std::vector<std::thread> workers_;
 };
 

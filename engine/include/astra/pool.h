@@ -128,6 +128,7 @@ struct PoolStatus {
   // Readahead: blocks served from prefetched windows, prefetched, and prefetched but dropped
   // unread (the object changed, the reader went elsewhere).
   uint64_t readahead_hit_blocks = 0, readahead_filled_blocks = 0, readahead_dropped_blocks = 0;
+  uint32_t readahead_pending_windows = 0;  // prefetch windows queued or being filled now
   // Dedup candidates verified from the write path's read window (stored bytes read ahead when
   // candidates come in stored order) instead of a device read of their own.
   uint64_t dedup_window_hits = 0;
