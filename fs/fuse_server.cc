@@ -16,6 +16,7 @@
 
 #include "astrafs/server.h"
 #include "file_system.h"
+#include "fuse_loop.h"
 
 namespace astra::fs {
 namespace {
@@ -557,13 +558,8 @@ Status Serve(Pool& pool, const std::string& mountpoint, const ServeOptions& opts
   srv.se.store(se, std::memory_order_release);
   if (on_mounted) on_mounted();
 
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
-  fuse_loop_cfg_set_idle_threads(cfg, std::min<unsigned>(opts.max_threads, 4));
-  fuse_loop_cfg_set_clone_fd(cfg, 0);
-  const int rc = fuse_session_loop_mt(se, cfg);
+  const int rc = RunFuseLoop(se, opts.max_threads, opts.poll_us);
   srv.se.store(nullptr, std::memory_order_release);
-  fuse_loop_cfg_destroy(cfg);
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);  // calls destroy (orphan cleanup) if the kernel did not already

@@ -221,6 +221,7 @@ int main(int argc, char** argv) {
   so.attr_timeout_s = a.attr_timeout_s;
   so.entry_timeout_s = a.entry_timeout_s;
   so.max_threads = a.threads;
+  so.poll_us = a.poll_us;
   so.fuse_options = a.fuse_options;
   int rc = kExitOk;
   Status s = astra::fs::Serve(**pool, a.mountpoint, so, [&] {

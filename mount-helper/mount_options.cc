@@ -61,6 +61,12 @@ bool ApplyOption(const std::string& o, MountArgs* a, std::string* error) {
       return false;
     }
     a->threads = static_cast<unsigned>(d);
+  } else if (key == "poll_us") {
+    if (!ParseNumber(val, &d) || d < 0 || d > 10000 || d != static_cast<unsigned>(d)) {
+      *error = "option poll_us=N wants a whole number of microseconds 0..10000, got \"" + val + "\"";
+      return false;
+    }
+    a->poll_us = static_cast<unsigned>(d);
   } else if (key == "attr_timeout" || key == "entry_timeout") {
     if (!ParseNumber(val, &d)) {
       *error = "option " + key + "=SECONDS wants a non-negative number, got \"" + val + "\"";
@@ -106,7 +112,7 @@ bool ParseMountArgs(int argc, const char* const* argv, MountArgs* out, std::stri
       "foreground,f", mount_helper_style ? "fake: check everything, mount nothing"
                                          : "stay in the foreground, log to stderr")(
       "options,o", po::value<std::vector<std::string>>()->composing(),
-      "comma-separated mount options: ro, allow_other, threads=N, attr_timeout=S, "
+      "comma-separated mount options: ro, allow_other, threads=N, poll_us=N, attr_timeout=S, "
       "entry_timeout=S, no_writeback_cache, log=FILE, and standard FUSE/mount options");
   po::options_description hidden;
   hidden.add_options()("positional", po::value<std::vector<std::string>>(), "")("sloppy,s", "")(

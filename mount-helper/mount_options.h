@@ -19,6 +19,7 @@ struct MountArgs {
   bool allow_other = false;
   bool writeback_cache = true;
   unsigned threads = 16;
+  unsigned poll_us = 50;
   double attr_timeout_s = 1.0;
   double entry_timeout_s = 1.0;
   std::string log_file;                   // empty: default path in daemon mode

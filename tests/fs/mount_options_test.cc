@@ -18,7 +18,7 @@ TEST(MountOptionsTest, DevicesMountpointAndOptions) {
   MountArgs a;
   std::string error;
   ASSERT_TRUE(Parse(
-      {"astrafs-mount", "-f", "-o", "ro,allow_other,threads=4,noatime", "/dev/a,/dev/b", "/mnt/x"},
+      {"astrafs-mount", "-f", "-o", "ro,allow_other,threads=4,poll_us=0,noatime", "/dev/a,/dev/b", "/mnt/x"},
       &a, &error))
       << error;
   EXPECT_EQ(a.devices, (std::vector<std::string>{"/dev/a", "/dev/b"}));
@@ -27,6 +27,7 @@ TEST(MountOptionsTest, DevicesMountpointAndOptions) {
   EXPECT_TRUE(a.read_only);
   EXPECT_TRUE(a.allow_other);
   EXPECT_EQ(a.threads, 4u);
+  EXPECT_EQ(a.poll_us, 0u);
   EXPECT_EQ(a.fuse_options, (std::vector<std::string>{"noatime"}));
 }
 
@@ -60,6 +61,10 @@ TEST(MountOptionsTest, BadInputIsNamed) {
   EXPECT_NE(error.find("empty device"), std::string::npos);
   EXPECT_FALSE(Parse({"astrafs-mount", "-o", "threads=0", "/dev/a", "/m"}, &a, &error));
   EXPECT_NE(error.find("threads"), std::string::npos);
+  for (const char* bad : {"poll_us=-1", "poll_us=2.5", "poll_us=x", "poll_us=10001"}) {
+    EXPECT_FALSE(Parse({"astrafs-mount", "-o", bad, "/dev/a", "/m"}, &a, &error)) << bad;
+    EXPECT_NE(error.find("poll_us"), std::string::npos) << bad;
+  }
   EXPECT_FALSE(Parse({"astrafs-mount", "--nope", "/dev/a", "/m"}, &a, &error));
 }
 

@@ -1,5 +1,6 @@
 // The AstraFS FUSE server: serves a pool's file system at a mount point (libfuse 3.14 low-level
-// API, multi-threaded session). Used by mount-helper/ (astrafs-mount).
+// API; requests served by the worker threads of fs/fuse_loop.h). Used by mount-helper/
+// (astrafs-mount).
 //
 // Thread safety: Serve() runs the session on its own worker threads and returns after unmount;
 // call it from one thread per mount.
@@ -22,7 +23,10 @@ struct ServeOptions {
   bool writeback_cache = true;  // kernel write-back caching (see doc/fs.md)
   double attr_timeout_s = 1.0;
   double entry_timeout_s = 1.0;
-  uint32_t max_threads = 16;  // FUSE worker threads at most
+  uint32_t max_threads = 16;  // FUSE worker threads (requests served at once)
+  // How long the worker waiting for the next request polls /dev/fuse before it sleeps,
+  // microseconds (0: sleep at once). See fs/fuse_loop.h.
+  uint32_t poll_us = 50;
   // More "-o" options for libfuse and the kernel (e.g. "max_read=...", "noatime"). Unknown
   // ones make Serve fail before mounting.
   std::vector<std::string> fuse_options;
