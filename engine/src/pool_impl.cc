@@ -909,21 +909,16 @@ void PoolImpl::ReadCandidatesLocked(const std::vector<Extent>& xs, StoredBatch* 
     w.length = uint32_t(end - x.offset);
     w.reclaim_gen = reclaim_gen_;
   }
-  // Candidates in the window are copied from it (their CRC checked); the rest read as before.
+  // Candidates in the window are used where they lie (their CRC checked); the rest are read
+  // as before, into the batch's arena.
   std::vector<Extent> rest;
   std::vector<uint32_t> rest_of;
-  uint64_t total = 0;
-  for (const Extent& x : xs) total += x.length;
-  stored->arena.reset(new uint8_t[std::max<uint64_t>(total, 1)]);
-  stored->at.resize(xs.size());
+  stored->at.assign(xs.size(), nullptr);
   slow->assign(xs.size(), false);
-  uint64_t at = 0;
   for (uint32_t i = 0; i < xs.size(); i++) {
     const Extent& x = xs[i];
-    stored->at[i] = stored->arena.get() + at;
-    at += x.length;
     if (in_window(x)) {
-      std::memcpy(stored->at[i], w.buf.get() + (x.offset - w.offset), x.length);
+      stored->at[i] = w.buf.get() + (x.offset - w.offset);
       (*slow)[i] = Crc32c(stored->at[i], x.length) != x.crc;  // then read again, the ordinary way
       if (!(*slow)[i]) dedup_window_hits_++;
     } else {
@@ -935,8 +930,9 @@ void PoolImpl::ReadCandidatesLocked(const std::vector<Extent>& xs, StoredBatch* 
   StoredBatch rs;
   std::vector<bool> rslow;
   ReadExtentsBatch(rest, &rs, &rslow);
+  stored->arena = std::move(rs.arena);
   for (uint32_t j = 0; j < rest.size(); j++) {
-    std::memcpy(stored->at[rest_of[j]], rs.at[j], rest[j].length);
+    stored->at[rest_of[j]] = rs.at[j];
     (*slow)[rest_of[j]] = rslow[j];
   }
 }
@@ -1006,7 +1002,7 @@ Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* 
       uint64_t arena = 0;
       for (uint32_t r = 0; r < ranges.size(); r++)
         if (!direct[r]) arena += ranges[r].length;
-      stored.arena.reset(new uint8_t[std::max<uint64_t>(arena, 1)]);
+      if (arena) stored.arena.reset(new uint8_t[arena]);
       stored.at.resize(ranges.size());
       std::vector<StoredRange> reads;
       reads.reserve(ranges.size());

@@ -165,7 +165,8 @@ class PoolImpl final : public Pool {
   // under write_mu_, like ReadExtentsBatch, but through dedup_window_: a candidate that lies just
   // after the previous one in the same segment makes the read a window of kDedupWindowBytes, and
   // later candidates inside it need no device read (duplicates of data stored in order: a second
-  // copy of a tree, of a disk image).
+  // copy of a tree, of a disk image). stored->at[i] of such a candidate points into the window:
+  // valid until the next call.
   void ReadCandidatesLocked(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow);
   // Reads the logical 4 KiB block of extent `id` (used under write_mu_). Repairs if rebuilt.
   Status ReadExtentBlockLocked(uint32_t id, uint8_t* block);
