@@ -761,17 +761,23 @@ Status PoolImpl::DecodeBlock(const Extent& x, const uint8_t* stored, uint8_t* bl
 // Read path
 // ============================================================================================
 
-void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow) {
+void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow,
+                                const std::vector<uint8_t*>* direct) {
   uint64_t total = 0;
-  for (const Extent& x : xs) total += x.length;
-  stored->arena.reset(new uint8_t[std::max<uint64_t>(total, 1)]);  // not zeroed: every byte is read
+  for (size_t i = 0; i < xs.size(); i++)
+    if (!direct || !(*direct)[i]) total += xs[i].length;
+  if (total) stored->arena.reset(new uint8_t[total]);  // not zeroed: every byte is read
   stored->at.resize(xs.size());
   std::vector<StoredRange> ranges;
   ranges.reserve(xs.size());
   uint64_t at = 0;
   for (size_t i = 0; i < xs.size(); i++) {
-    stored->at[i] = stored->arena.get() + at;
-    at += xs[i].length;
+    if (direct && (*direct)[i]) {
+      stored->at[i] = (*direct)[i];
+    } else {
+      stored->at[i] = stored->arena.get() + at;
+      at += xs[i].length;
+    }
     ranges.push_back({xs[i].segment, xs[i].offset, xs[i].length, xs[i].crc, stored->at[i]});
   }
   ReadRangesBatch(ranges, slow);
@@ -999,26 +1005,8 @@ Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* 
           direct[w.range] = out + uint64_t(w.i) * kBlockBytes;
       }
       StoredBatch stored;
-      uint64_t arena = 0;
-      for (uint32_t r = 0; r < ranges.size(); r++)
-        if (!direct[r]) arena += ranges[r].length;
-      if (arena) stored.arena.reset(new uint8_t[arena]);
-      stored.at.resize(ranges.size());
-      std::vector<StoredRange> reads;
-      reads.reserve(ranges.size());
-      arena = 0;
-      for (uint32_t r = 0; r < ranges.size(); r++) {
-        const Extent& x = ranges[r];
-        if (direct[r]) {
-          stored.at[r] = direct[r];
-        } else {
-          stored.at[r] = stored.arena.get() + arena;
-          arena += x.length;
-        }
-        reads.push_back({x.segment, x.offset, x.length, x.crc, stored.at[r]});
-      }
       std::vector<bool> slow;
-      ReadRangesBatch(reads, &slow);
+      ReadExtentsBatch(ranges, &stored, &slow, &direct);
       for (uint32_t r = 0; r < ranges.size(); r++) {
         if (!slow[r]) continue;
         const Extent& x = ranges[r];

@@ -160,7 +160,10 @@ class PoolImpl final : public Pool {
     std::unique_ptr<uint8_t[]> arena;
     std::vector<uint8_t*> at;
   };
-  void ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow);
+  // With `direct`, extent i whose (*direct)[i] is set is read straight there (at[i] = it)
+  // instead of into the arena.
+  void ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow,
+                        const std::vector<uint8_t*>* direct = nullptr);
   // Stored bytes of the dedup candidates `xs` (device ranges, not buffered) for verification
   // under write_mu_, like ReadExtentsBatch, but through dedup_window_: a candidate that lies just
   // after the previous one in the same segment makes the read a window of kDedupWindowBytes, and
