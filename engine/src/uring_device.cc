@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -393,6 +394,201 @@ void UringDevice::Finish(uint32_t idx, Status st) {
   IoWaiter* w = r->waiter;
   r->status = std::move(st);
   w->Done();  // Last touch of *r: its owner may free it now.
+}
+
+}  // namespace astra
+
+// ============================================================================================
+// ReadAll: batches of reads on the calling thread's own ring
+// ============================================================================================
+
+namespace astra {
+
+namespace {
+
+// The calling thread's ring for ReadAll. SINGLE_ISSUER | DEFER_TASKRUN (Linux 6.1+): only this
+// thread submits, and completion work runs when it waits, so a batch wakes it once, when the
+// number of completions it waits for has arrived. Falls back to a plain ring on older kernels.
+class ThreadRing {
+ public:
+  static constexpr unsigned kEntries = 128;
+  ThreadRing() {
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    int ret = io_uring_queue_init_params(kEntries, &ring_, &p);
+    if (ret < 0) ret = io_uring_queue_init(kEntries, &ring_, 0);
+    ok_ = ret == 0;
+  }
+  ~ThreadRing() {
+    if (ok_) io_uring_queue_exit(&ring_);
+  }
+  ThreadRing(const ThreadRing&) = delete;
+  ThreadRing& operator=(const ThreadRing&) = delete;
+  bool ok() const { return ok_; }
+  io_uring* ring() { return &ring_; }
+
+ private:
+  io_uring ring_{};
+  bool ok_ = false;
+};
+
+ThreadRing& ThisThreadRing() {
+  thread_local ThreadRing r;
+  return r;
+}
+
+std::string DescribeRead(const Device& d, const IoRequest& r, uint32_t done) {
+  return "read " + d.info().path + " at offset " + std::to_string(r.offset_bytes + done) + " length " +
+         std::to_string(r.length_bytes - done);
+}
+
+// Validates a scatter list against its request (see IoRequest::iov).
+Status CheckScatter(const Device& d, const IoRequest& r) {
+  uint64_t sum = 0;
+  for (uint32_t v = 0; v < r.iov_count; v++) {
+    const iovec& x = r.iov[v];
+    if (reinterpret_cast<uintptr_t>(x.iov_base) % kIoAlignBytes != 0 || x.iov_len % kIoAlignBytes != 0 ||
+        x.iov_len == 0)
+      return Status::InvalidArgument(d.info().path + ": scatter read buffer " + std::to_string(v) +
+                                     " not aligned to " + std::to_string(kIoAlignBytes) + " bytes");
+    sum += x.iov_len;
+  }
+  if (r.iov_count == 0 || r.iov_count > IOV_MAX || sum != r.length_bytes)
+    return Status::InvalidArgument(d.info().path + ": scatter list of " + std::to_string(r.iov_count) +
+                                   " buffers, " + std::to_string(sum) + " bytes, for a read of " +
+                                   std::to_string(r.length_bytes));
+  return Status::Ok();
+}
+
+}  // namespace
+
+void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
+  assert(devs.size() == reqs.size());
+  IoWaiter waiter;  // requests that go through Submit()
+  struct Inline {
+    uint32_t i;
+    int fd;
+    uint32_t done = 0;
+    uint32_t retries = 0;
+    std::vector<iovec> rest;  // a scatter read's remainder after a short read
+  };
+  std::vector<Inline> inl;
+  std::vector<std::pair<uint32_t, AlignedBuf>> bounced;  // scatter reads through Submit()
+  ThreadRing& tr = ThisThreadRing();
+  for (uint32_t i = 0; i < reqs.size(); i++) {
+    IoRequest* r = reqs[i];
+    assert(r->op == IoOp::kRead);
+    r->waiter = &waiter;
+    if (r->iov != nullptr) {
+      Status s = CheckScatter(*devs[i], *r);
+      if (s.ok()) {
+        IoRequest probe = *r;  // the range checks of CheckRequest, with an aligned buffer
+        probe.buf = r->iov[0].iov_base;
+        s = CheckRequest(devs[i]->info(), probe);
+      }
+      if (!s.ok()) {
+        r->status = std::move(s);
+        continue;
+      }
+    }
+    const int fd = tr.ok() ? devs[i]->InlineReadFd() : -1;
+    if (fd < 0) {
+      if (r->iov != nullptr) {
+        bounced.emplace_back(i, AllocAligned(r->length_bytes));
+        r->buf = bounced.back().second.get();
+      }
+      waiter.Add(1);
+      devs[i]->Submit(&reqs[i], 1);
+      continue;
+    }
+    if (r->iov == nullptr) {
+      Status s = CheckRequest(devs[i]->info(), *r);
+      if (!s.ok()) {
+        r->status = std::move(s);
+        continue;
+      }
+    }
+    inl.push_back({i, fd, 0, 0, {}});
+  }
+  io_uring* ring = tr.ring();
+  std::vector<uint32_t> queue;  // indexes into inl waiting for an SQE
+  queue.reserve(inl.size());
+  for (uint32_t j = inl.size(); j > 0; j--) queue.push_back(j - 1);
+  uint32_t inflight = 0;
+  int failures = 0;
+  while (!queue.empty() || inflight > 0) {
+    while (!queue.empty()) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring);
+      if (sqe == nullptr) break;
+      Inline& x = inl[queue.back()];
+      const IoRequest& r = *reqs[x.i];
+      const uint64_t off = r.offset_bytes + x.done;
+      if (r.iov == nullptr) {
+        io_uring_prep_read(sqe, x.fd, static_cast<uint8_t*>(r.buf) + x.done, r.length_bytes - x.done, off);
+      } else if (x.done == 0) {
+        io_uring_prep_readv(sqe, x.fd, r.iov, r.iov_count, off);
+      } else {
+        // The remainder of a short scatter read: the buffers from byte `done` on.
+        x.rest.clear();
+        uint64_t skip = x.done;
+        for (uint32_t v = 0; v < r.iov_count; v++) {
+          if (skip >= r.iov[v].iov_len) {
+            skip -= r.iov[v].iov_len;
+            continue;
+          }
+          x.rest.push_back({static_cast<uint8_t*>(r.iov[v].iov_base) + skip, r.iov[v].iov_len - skip});
+          skip = 0;
+        }
+        io_uring_prep_readv(sqe, x.fd, x.rest.data(), unsigned(x.rest.size()), off);
+      }
+      io_uring_sqe_set_data64(sqe, queue.back());
+      queue.pop_back();
+      inflight++;
+    }
+    // Everything submitted is waited for at once: the kernel wakes this thread once.
+    const int ret = io_uring_submit_and_wait(ring, inflight);
+    if (ret < 0 && ret != -EINTR) {
+      if (ret != -EAGAIN && ret != -EBUSY && ret != -ENOMEM) Fatal("io_uring_submit_and_wait", ret);
+      if (++failures > kSubmitAttemptsMax) Fatal("io_uring_submit_and_wait makes no progress", ret);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    io_uring_cqe* cqe = nullptr;
+    unsigned head = 0, seen = 0;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      ++seen;
+      inflight--;
+      const uint32_t j = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
+      Inline& x = inl[j];
+      IoRequest& r = *reqs[x.i];
+      const int res = cqe->res;
+      if (res < 0) {
+        if ((res == -EAGAIN || res == -EINTR) && x.retries < kRetriesMax) {
+          x.retries++;
+          queue.push_back(j);
+        } else {
+          r.status = Status::FromErrno(-res, DescribeRead(*devs[x.i], r, x.done));
+        }
+      } else if (res == 0) {
+        r.status = Status::IOError(DescribeRead(*devs[x.i], r, x.done) + ": transferred 0 bytes");
+      } else {
+        x.done += static_cast<uint32_t>(res);
+        if (x.done < r.length_bytes) queue.push_back(j);  // short read: the remainder
+        else r.status = Status::Ok();
+      }
+    }
+    io_uring_cq_advance(ring, seen);
+  }
+  waiter.Wait();
+  for (auto& [i, bounce] : bounced) {
+    IoRequest& r = *reqs[i];
+    r.buf = nullptr;
+    if (!r.status.ok()) continue;
+    uint64_t at = 0;
+    for (uint32_t v = 0; v < r.iov_count; v++) {
+      std::memcpy(r.iov[v].iov_base, bounce.get() + at, r.iov[v].iov_len);
+      at += r.iov[v].iov_len;
+    }
+  }
 }
 
 }  // namespace astra

@@ -63,6 +63,8 @@ class UringDevice final : public Device {
   // The memory must stay valid until UnregisterBuffers() or destruction. Waits for in-flight
   // requests to drain before changing the registration. Thread safety: any thread.
   Status RegisterBuffers(std::span<const iovec> bufs) override;
+  // The O_DIRECT descriptor (ReadAll issues reads on it through the caller's own ring).
+  int InlineReadFd() const override { return fd_; }
   // Drops the registration (no-op if none). Thread safety: any thread.
   Status UnregisterBuffers();
   // Requests issued with a fixed buffer since open (for tests and stats). Thread safety: any.

@@ -60,6 +60,11 @@ struct IoRequest {
   void* buf = nullptr;        // kRead: filled; kWrite: source; aligned to kIoAlignBytes
   Status status;              // set by the device before waiter->Done()
   IoWaiter* waiter = nullptr; // required; Done() is called exactly once per request
+  // Scatter read (kRead through ReadAll only; Device::Submit ignores it): when set, the bytes go
+  // to these `iov_count` buffers in order instead of `buf`. Each buffer is aligned to
+  // kIoAlignBytes and a multiple of it long; the lengths add up to length_bytes.
+  const iovec* iov = nullptr;
+  uint32_t iov_count = 0;
 };
 
 struct DeviceInfo {
@@ -96,12 +101,34 @@ class Device {
     return Status::Ok();
   }
 
+  // A descriptor of the underlying file or block device, opened O_DIRECT, on which callers may
+  // issue plain reads themselves (ReadAll does, through the calling thread's own io_uring), or
+  // -1 when every request must go through Submit() (the default: MemDevice, FaultyDevice, whose
+  // faults must apply, NvmeDevice, whose I/O is passthrough commands). Thread safety: any thread.
+  virtual int InlineReadFd() const { return -1; }
+
   // Synchronous helpers over Submit(): same alignment rules; return the request's status.
   Status Read(uint64_t offset_bytes, void* buf, uint32_t length_bytes);
   Status Write(uint64_t offset_bytes, const void* buf, uint32_t length_bytes);
   Status Flush();
   Status Trim(uint64_t offset_bytes, uint64_t length_bytes);
 };
+
+// Runs a batch of reads, reqs[i] on devs[i] (several devices allowed), all in flight at once, and
+// returns when every one has completed with its status set; each request's `waiter` is
+// overwritten. Reads on devices with an InlineReadFd() are issued through an io_uring owned by
+// the calling thread (created on its first call, 128 entries, torn down when the thread exits):
+// one submission and one wait for the whole batch, completions reaped by the caller itself
+// rather than handed over by the device's reaper thread (that hand-off, two thread wake-ups per
+// request, dominated small random reads: doc/engine.md, "Read path"). Short reads continue for
+// their remainder; a zero-byte read, an error, or a request that fails CheckRequest completes
+// with a Status naming path, offset and length, as through Submit(). Requests on other devices,
+// and every request when the thread's ring cannot be set up, go through Device::Submit().
+// Requests must be kRead. A request with an `iov` is a scatter read: one IORING_OP_READV on the
+// thread's ring, or, on a device without an InlineReadFd, a read into a bounce buffer that is
+// then copied out (a scatter list that is misaligned or does not add up to length_bytes fails
+// the request with kInvalidArgument). Thread safety: any thread (the ring is per thread).
+void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs);
 
 // Validates a request against the device's geometry; shared by implementations.
 Status CheckRequest(const DeviceInfo& info, const IoRequest& r);
