@@ -164,6 +164,7 @@ uint64_t RssBytes() {
 struct Phase {
   std::string name;
   uint32_t threads = 0;
+  uint32_t qd = 1;  // reads in flight per thread: ops per ReadBatch (1 = one Read per call)
   uint64_t ops = 0, bytes = 0;
   double seconds = 0, flush_seconds = 0;
   double p50_us = 0, p99_us = 0;
@@ -369,8 +370,11 @@ Phase SeqRead(astra::Pool& pool, const DataSet& ds, uint32_t T) {
   return p;
 }
 
-Phase RandRead(astra::Pool& pool, const DataSet& ds, uint32_t R, double seconds) {
+// R threads reading random blocks; each thread keeps `qd` reads in flight as one ReadBatch of
+// `qd` one-block ops per call (qd = 1: plain Read calls). Latency is per call.
+Phase RandRead(astra::Pool& pool, const DataSet& ds, uint32_t R, double seconds, uint32_t qd = 1) {
   Phase p{"randread-4k", R};
+  p.qd = qd;
   std::atomic<uint64_t> ops{0}, vb{0}, vf{0}, ve{0};
   std::vector<std::vector<uint32_t>> lat(R);
   std::atomic<bool> stop{false};
@@ -379,20 +383,31 @@ Phase RandRead(astra::Pool& pool, const DataSet& ds, uint32_t R, double seconds)
   std::vector<std::thread> th;
   for (uint32_t r = 0; r < R; r++)
     th.emplace_back([&, r] {
-      Rng rng(1000 + r);
-      auto buf = astra::AllocAligned(kBlockBytes);
+      Rng rng(1000 + r + 7919 * (qd - 1));
+      auto buf = astra::AllocAligned(uint64_t(qd) * kBlockBytes);
+      std::vector<astra::ReadOp> batch(qd);
+      std::vector<uint64_t> flats(qd);
       uint64_t n = 0, nf = 0, ne = 0;
       lat[r].reserve(1 << 16);
       while (!stop.load(std::memory_order_relaxed)) {
-        uint64_t flat = rng.Below(ds.Total());
+        for (uint32_t i = 0; i < qd; i++) {
+          flats[i] = rng.Below(ds.Total());
+          batch[i] = {ds.objs[flats[i] / ds.blocks_per_obj], flats[i] % ds.blocks_per_obj, 1,
+                      buf.get() + uint64_t(i) * kBlockBytes, {}};
+        }
         auto a = Clock::now();
-        Check(pool.Read(ds.objs[flat / ds.blocks_per_obj], flat % ds.blocks_per_obj, 1, buf.get()), "rand read");
+        if (qd == 1)
+          Check(pool.Read(batch[0].obj, batch[0].block, 1, buf.get()), "rand read");
+        else
+          Check(pool.ReadBatch(batch), "rand read batch");
         auto z = Clock::now();
         lat[r].push_back(uint32_t(std::min<int64_t>(UINT32_MAX, (z - a).count())));
-        bool full = (n % 16) == 0;
-        if (!VerifyBlock(ds, flat, buf.get(), full)) ne++;
-        nf += full;
-        n++;
+        for (uint32_t i = 0; i < qd; i++) {
+          bool full = (n % 16) == 0;
+          if (!VerifyBlock(ds, flats[i], buf.get() + uint64_t(i) * kBlockBytes, full)) ne++;
+          nf += full;
+          n++;
+        }
         if (z >= deadline) stop = true;
       }
       ops += n;
@@ -512,11 +527,11 @@ std::string Json(const Config& c, const MetaResult* meta, const std::vector<Phas
   for (size_t i = 0; i < ps.size(); i++) {
     const Phase& p = ps[i];
     std::snprintf(b, sizeof b,
-                  "    {\"phase\": \"%s\", \"threads\": %u, \"ops\": %" PRIu64 ", \"bytes\": %" PRIu64
+                  "    {\"phase\": \"%s\", \"threads\": %u, \"qd\": %u, \"ops\": %" PRIu64 ", \"bytes\": %" PRIu64
                   ", \"seconds\": %.4f, \"flush_seconds\": %.4f, \"mib_s\": %.2f, \"iops\": %.0f, \"p50_us\": %.1f, "
                   "\"p99_us\": %.1f, \"verified_blocks\": %" PRIu64 ", \"verified_full\": %" PRIu64
                   ", \"verify_errors\": %" PRIu64 "}%s\n",
-                  p.name.c_str(), p.threads, p.ops, p.bytes, p.seconds, p.flush_seconds, p.MiBps(), p.Iops(), p.p50_us,
+                  p.name.c_str(), p.threads, p.qd, p.ops, p.bytes, p.seconds, p.flush_seconds, p.MiBps(), p.Iops(), p.p50_us,
                   p.p99_us, p.verified_blocks, p.verified_full, p.verify_errors, i + 1 < ps.size() ? "," : "");
     o << b;
   }
@@ -536,11 +551,11 @@ void PrintTable(FILE* f, const Config& c, const MetaResult* meta, const std::vec
                  list.c_str(), c.backends.c_str(), c.compression == astra::Compression::kZstd ? "zstd" : "none",
                  c.dedup ? "on" : "off");
   }
-  std::fprintf(f, "%-14s %7s %10s %10s %9s %9s %8s %8s %9s %6s\n", "phase", "threads", "MiB/s", "IOPS", "p50_us",
-               "p99_us", "secs", "flush_s", "verified", "errors");
+  std::fprintf(f, "%-14s %7s %4s %10s %10s %9s %9s %8s %8s %9s %6s\n", "phase", "threads", "qd", "MiB/s", "IOPS",
+               "p50_us", "p99_us", "secs", "flush_s", "verified", "errors");
   for (const Phase& p : ps)
-    std::fprintf(f, "%-14s %7u %10.1f %10.0f %9.1f %9.1f %8.3f %8.3f %9" PRIu64 " %6" PRIu64 "\n", p.name.c_str(),
-                 p.threads, p.MiBps(), p.Iops(), p.p50_us, p.p99_us, p.seconds, p.flush_seconds, p.verified_blocks,
+    std::fprintf(f, "%-14s %7u %4u %10.1f %10.0f %9.1f %9.1f %8.3f %8.3f %9" PRIu64 " %6" PRIu64 "\n", p.name.c_str(),
+                 p.threads, p.qd, p.MiBps(), p.Iops(), p.p50_us, p.p99_us, p.seconds, p.flush_seconds, p.verified_blocks,
                  p.verify_errors);
   if (meta) {
     double bpb = meta->BytesPerBlock();
@@ -674,6 +689,8 @@ int main(int argc, char** argv) {
     std::vector<uint32_t> rs = {T};
     if (c.qd_threads > 1) rs.push_back(c.qd_threads * T);
     for (uint32_t R : rs) phases.push_back(RandRead(*pool, ds, R, c.rand_seconds));
+    // Queue depth from one thread per T: ReadBatch of qd_threads ops (fio's iodepth=32, numjobs=T).
+    if (c.qd_threads > 1) phases.push_back(RandRead(*pool, ds, T, c.rand_seconds, c.qd_threads));
     for (uint32_t R : rs) phases.push_back(RandWrite(*pool, ds, R, c.rand_seconds));
     phases.push_back(VerifySample(*pool, ds, T, 4096));
     std::fprintf(stderr, "astra_bench: threads=%u done\n", T);

@@ -529,14 +529,7 @@ Status PoolImpl::CompleteBatchLocked(WriteBatch& b) {
     std::unique_lock<std::shared_mutex> l(mu_);
     os->disk_pos += uint64_t(b.nrows) * sdb;
     assert(os->disk_pos <= os->sub_pos);
-    // Keep keep_rows_ written stripes in the buffer: an extent (<= one frame) straddling
-    // disk_pos starts there.
-    const uint64_t keep = uint64_t(keep_rows_) * sdb;
-    uint64_t new_base = os->disk_pos >= keep ? os->disk_pos - keep : 0;
-    if (new_base > os->buf_base) {
-      std::memmove(os->buf.get(), os->buf.get() + (new_base - os->buf_base), os->pos - new_base);
-      os->buf_base = new_base;
-    }
+    // The written rows stay in the buffer until AppendLocked needs their room (CompactLocked).
   }
   b.os = nullptr;
   return result;
@@ -821,10 +814,17 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
     return pieces[a].member != pieces[b].member ? pieces[a].member < pieces[b].member
                                                 : pieces[a].req.offset_bytes < pieces[b].req.offset_bytes;
   });
-  struct Run { IoRequest req; uint32_t member; };
+  // A run whose pieces are whole, aligned 4 KiB blocks, back to back on the device, each going to
+  // an aligned place of its output, is read straight there (a scatter read); the others are read
+  // into an arena and copied out.
+  struct Run { IoRequest req; uint32_t member; bool scatter; std::vector<iovec> iov; };
   std::vector<Run> runs;
   std::vector<uint32_t> run_of(pieces.size());
   std::vector<uint64_t> run_base(pieces.size());
+  auto scatterable = [&](const Piece& p) {
+    return p.skip == 0 && p.len == p.req.length_bytes &&
+           reinterpret_cast<uintptr_t>(xs[p.want].out + p.out_off) % kIoAlignBytes == 0;
+  };
   for (uint32_t i : order) {
     Piece& p = pieces[i];
     const uint64_t a0 = p.req.offset_bytes, a1 = a0 + p.req.length_bytes;
@@ -832,6 +832,8 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
       Run& r = runs.back();
       const uint64_t r1 = r.req.offset_bytes + r.req.length_bytes;
       if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kDeviceIoBytesMax) {
+        r.scatter = r.scatter && a0 == r1 && scatterable(p);
+        if (r.scatter) r.iov.push_back({xs[p.want].out + p.out_off, p.len});
         r.req.length_bytes = uint32_t(std::max(a1, r1) - r.req.offset_bytes);
         run_of[i] = uint32_t(runs.size() - 1);
         run_base[i] = a0 - r.req.offset_bytes;
@@ -843,30 +845,32 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
     r.req.offset_bytes = a0;
     r.req.length_bytes = uint32_t(a1 - a0);
     r.member = p.member;
+    r.scatter = scatterable(p);
+    if (r.scatter) r.iov.push_back({xs[p.want].out + p.out_off, p.len});
     runs.push_back(std::move(r));
     run_of[i] = uint32_t(runs.size() - 1);
     run_base[i] = 0;
   }
   uint64_t arena_bytes = 0;
-  for (auto& r : runs) arena_bytes += r.req.length_bytes;
-  AlignedBuf arena = AllocAligned(std::max<uint64_t>(arena_bytes, kBlockBytes));
-  IoWaiter waiter;
-  waiter.Add(uint32_t(runs.size()));
+  for (auto& r : runs)
+    if (!r.scatter) arena_bytes += r.req.length_bytes;
+  AlignedBuf arena = arena_bytes ? AllocAligned(arena_bytes) : nullptr;
+  std::vector<Device*> devs(runs.size());
+  std::vector<IoRequest*> reqs(runs.size());
   uint64_t at = 0;
-  for (auto& r : runs) {
-    r.req.buf = arena.get() + at;
-    r.req.waiter = &waiter;
-    at += r.req.length_bytes;
+  for (size_t i = 0; i < runs.size(); i++) {
+    Run& r = runs[i];
+    if (r.scatter) {
+      r.req.iov = r.iov.data();
+      r.req.iov_count = uint32_t(r.iov.size());
+    } else {
+      r.req.buf = arena.get() + at;
+      at += r.req.length_bytes;
+    }
+    devs[i] = members_[r.member]->dev.get();
+    reqs[i] = &r.req;
   }
-  std::vector<IoRequest*> batch;
-  for (size_t i = 0; i < runs.size();) {
-    batch.clear();
-    size_t j = i;
-    for (; j < runs.size() && runs[j].member == runs[i].member; j++) batch.push_back(&runs[j].req);
-    members_[runs[i].member]->dev->Submit(batch.data(), batch.size());
-    i = j;
-  }
-  waiter.Wait();
+  ReadAll(devs, reqs);  // on this thread's own ring where the member allows it
   for (uint32_t i = 0; i < pieces.size(); i++) {
     const Run& r = runs[run_of[i]];
     Piece& p = pieces[i];
@@ -875,7 +879,8 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
       (*slow)[p.want] = true;
       continue;
     }
-    std::memcpy(xs[p.want].out + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
+    if (!r.scatter)
+      std::memcpy(xs[p.want].out + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
   }
   for (uint32_t wi = 0; wi < xs.size(); wi++)
     if (xs[wi].verify && !(*slow)[wi] && Crc32c(xs[wi].out, xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
@@ -950,12 +955,44 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
   return ReadDirect(obj, block, count, buf);
 }
 
-Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
+Status PoolImpl::ReadBatch(std::span<ReadOp> ops) {
   if (closed_) return Status::InvalidArgument("pool is closed");
-  auto* out = static_cast<uint8_t*>(buf);
+  std::vector<ReadOp*> direct;
+  direct.reserve(ops.size());
+  for (ReadOp& op : ops) {
+    op.status = Status::Ok();
+    if (op.count == 0 || op.count > kBlocksPerIoMax) {
+      op.status = Status::InvalidArgument("batched read of " + std::to_string(op.count) +
+                                          " blocks (1.." + std::to_string(kBlocksPerIoMax) + " allowed)");
+      continue;
+    }
+    if (readahead_ && readahead_->TryRead(op.obj, op.block, op.count, static_cast<uint8_t*>(op.buf))) continue;
+    direct.push_back(&op);
+  }
+  if (!direct.empty()) ReadDirectMany(direct);
+  for (ReadOp& op : ops)
+    if (!op.status.ok()) return op.status;
+  return Status::Ok();
+}
+
+Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
+  ReadOp op{obj, block, count, buf, Status::Ok()};
+  ReadOp* one = &op;
+  ReadDirectMany(std::span<ReadOp* const>(&one, 1));
+  return op.status;
+}
+
+void PoolImpl::ReadDirectMany(std::span<ReadOp* const> ops) {
+  if (closed_) {
+    for (ReadOp* op : ops) op->status = Status::InvalidArgument("pool is closed");
+    return;
+  }
+  auto where = [&](uint32_t o, uint32_t i) {
+    return "object " + std::to_string(ops[o]->obj) + " block " + std::to_string(ops[o]->block + i);
+  };
   // Blocks to fetch from the devices, grouped by stored range: the blocks of one compression
   // frame are read, checked and decompressed once.
-  struct Want { uint32_t i; uint32_t id; uint32_t range; uint32_t index; };
+  struct Want { uint32_t op; uint32_t i; uint32_t id; uint32_t range; uint32_t index; };
   std::vector<Want> wants;
   std::vector<Extent> ranges;  // one extent per distinct stored range
   std::vector<std::pair<uint32_t, uint32_t>> relocate;  // (id, range) rebuilt: repair later
@@ -963,12 +1000,15 @@ Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* 
     thread_local std::unique_ptr<uint8_t[]> f(new uint8_t[kStoredBytesMax]);
     return f.get();
   };
+  for (ReadOp* op : ops) op->status = Status::Ok();
+  std::shared_lock<std::shared_mutex> reclaim(reclaim_mu_);
   {
-    std::shared_lock<std::shared_mutex> reclaim(reclaim_mu_);
-    {
-      std::shared_lock<std::shared_mutex> l(mu_);
-      for (uint32_t i = 0; i < count; i++) {
-        uint32_t id = state_.Lookup(obj, block + i);
+    std::shared_lock<std::shared_mutex> l(mu_);
+    for (uint32_t o = 0; o < ops.size(); o++) {
+      ReadOp& op = *ops[o];
+      auto* out = static_cast<uint8_t*>(op.buf);
+      for (uint32_t i = 0; i < op.count && op.status.ok(); i++) {
+        uint32_t id = state_.Lookup(op.obj, op.block + i);
         uint8_t* dst = out + uint64_t(i) * kBlockBytes;
         if (id == kHoleId) {
           std::memset(dst, 0, kBlockBytes);
@@ -979,8 +1019,12 @@ Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* 
           // Still in the write buffer (not on the devices yet).
           thread_local std::unique_ptr<uint8_t[]> tmp(new uint8_t[kStoredBytesMax]);
           std::memcpy(tmp.get(), os->buf.get() + (x.offset - os->buf_base), x.length);
-          if (Crc32c(tmp.get(), x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
-          ASTRA_RETURN_IF_ERROR(DecodeBlock(x, tmp.get(), dst));
+          if (Crc32c(tmp.get(), x.length) != x.crc) {
+            op.status = Status::Corruption("write buffer checksum mismatch").Annotate(where(o, i));
+            break;
+          }
+          op.status = DecodeBlock(x, tmp.get(), dst);
+          if (!op.status.ok()) op.status = op.status.Annotate(where(o, i));
           continue;
         }
         uint32_t r = uint32_t(ranges.size());
@@ -988,76 +1032,85 @@ Status PoolImpl::ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* 
           r--;  // the next block of the same frame (the common case: frames are written in order)
         else
           ranges.push_back(x);
-        wants.push_back({i, id, r, FrameIndex(x)});
-      }
-    }
-    // Device reads, all ranges of the request in flight at once. A raw block wanted once is
-    // read (and CRC-checked) straight into the caller's buffer; other ranges go to an arena and
-    // are decoded from there.
-    if (!wants.empty()) {
-      std::vector<uint32_t> wanted(ranges.size(), 0);
-      for (const Want& w : wants) wanted[w.range]++;
-      std::vector<uint8_t*> direct(ranges.size(), nullptr);
-      for (const Want& w : wants) {
-        const Extent& x = ranges[w.range];
-        if (wanted[w.range] == 1 && FrameBlocks(x) == 1 && (x.flags & kExtentCompressionMask) == kExtentRaw &&
-            x.length == kBlockBytes)
-          direct[w.range] = out + uint64_t(w.i) * kBlockBytes;
-      }
-      StoredBatch stored;
-      std::vector<bool> slow;
-      ReadExtentsBatch(ranges, &stored, &slow, &direct);
-      for (uint32_t r = 0; r < ranges.size(); r++) {
-        if (!slow[r]) continue;
-        const Extent& x = ranges[r];
-        uint32_t first = 0;  // the first block of this read stored in range r (for the message)
-        while (wants[first].range != r) first++;
-        ASTRA_RETURN_IF_ERROR(Reconstruct(x.segment, x.offset, x.length, x.crc, stored.at[r])
-                                  .Annotate("object " + std::to_string(obj) + " block " +
-                                            std::to_string(block + wants[first].i)));
-        repaired_++;
-      }
-      uint32_t decoded = UINT32_MAX;  // the range whose frame is in frame_buf()
-      for (const Want& w : wants) {
-        const Extent& x = ranges[w.range];
-        uint8_t* dst = out + uint64_t(w.i) * kBlockBytes;
-        Status s;
-        if (direct[w.range]) {
-          // Already in place, checked against its CRC (or rebuilt there).
-        } else if (FrameBlocks(x) == 1) {
-          s = DecodeBlock(x, stored.at[w.range], dst);
-        } else {
-          if (decoded != w.range) {
-            s = DecodeFrame(x, stored.at[w.range], frame_buf());
-            decoded = s.ok() ? w.range : UINT32_MAX;
-          }
-          // Each block of the frame has its own extent; the frame index comes from this one.
-          if (s.ok()) std::memcpy(dst, frame_buf() + uint64_t(w.index) * kBlockBytes, kBlockBytes);
-        }
-        ASTRA_RETURN_IF_ERROR(s.Annotate("object " + std::to_string(obj) + " block " + std::to_string(block + w.i)));
-        if (slow[w.range]) relocate.emplace_back(w.id, w.range);
-      }
-      // Repair: rewrite rebuilt extents elsewhere (never in place), after the read locks drop.
-      if (!relocate.empty() && !read_only_) {
-        // Per rebuilt range: its stored bytes and the ids of this read that point at it.
-        std::vector<std::pair<std::vector<uint32_t>, std::vector<uint8_t>>> todo;
-        absl::flat_hash_map<uint32_t, size_t> todo_of_range;
-        for (auto& [id, r] : relocate) {
-          auto [it, fresh] = todo_of_range.try_emplace(r, todo.size());
-          if (fresh) todo.push_back({{}, std::vector<uint8_t>(stored.at[r], stored.at[r] + ranges[r].length)});
-          todo[it->second].first.push_back(id);
-        }
-        reclaim.unlock();
-        std::lock_guard<std::mutex> wl(write_mu_);
-        for (auto& [ids, bytes] : todo) {
-          Status s = RelocateFrameLocked(ids, bytes.data(), uint32_t(bytes.size()), /*repack=*/false);
-          if (!s.ok()) spdlog::warn("repair of extent {}: {}", ids[0], s.ToString());
-        }
-        FailNoisyMembersLocked();
+        wants.push_back({o, i, id, r, FrameIndex(x)});
       }
     }
   }
-  return Status::Ok();
+  if (wants.empty()) return;
+  // Device reads, all ranges of the batch in flight at once. A raw block wanted once is read
+  // (and CRC-checked) straight into the caller's buffer; other ranges go to an arena and are
+  // decoded from there.
+  std::vector<uint32_t> wanted(ranges.size(), 0);
+  for (const Want& w : wants) wanted[w.range]++;
+  std::vector<uint8_t*> direct(ranges.size(), nullptr);
+  for (const Want& w : wants) {
+    const Extent& x = ranges[w.range];
+    if (wanted[w.range] == 1 && FrameBlocks(x) == 1 && (x.flags & kExtentCompressionMask) == kExtentRaw &&
+        x.length == kBlockBytes)
+      direct[w.range] = static_cast<uint8_t*>(ops[w.op]->buf) + uint64_t(w.i) * kBlockBytes;
+  }
+  StoredBatch stored;
+  std::vector<bool> slow;
+  ReadExtentsBatch(ranges, &stored, &slow, &direct);
+  // Ranges that could not be read or failed their CRC: rebuilt from the other chunks. A range
+  // that cannot be rebuilt fails the ops that want it (each op's error names its first block
+  // stored there).
+  std::vector<Status> rebuilt(ranges.size());
+  std::vector<bool> tried(ranges.size(), false);
+  for (const Want& w : wants) {
+    if (!slow[w.range] || tried[w.range]) continue;
+    tried[w.range] = true;
+    const Extent& x = ranges[w.range];
+    rebuilt[w.range] = Reconstruct(x.segment, x.offset, x.length, x.crc, stored.at[w.range]);
+    if (rebuilt[w.range].ok()) repaired_++;
+  }
+  uint32_t decoded = UINT32_MAX;  // the range whose frame is in frame_buf()
+  for (const Want& w : wants) {
+    ReadOp& op = *ops[w.op];
+    if (!op.status.ok()) continue;
+    if (!rebuilt[w.range].ok()) {
+      op.status = rebuilt[w.range].Annotate(where(w.op, w.i));  // names this op's first bad block
+      continue;
+    }
+    const Extent& x = ranges[w.range];
+    uint8_t* dst = static_cast<uint8_t*>(op.buf) + uint64_t(w.i) * kBlockBytes;
+    Status s;
+    if (direct[w.range]) {
+      // Already in place, checked against its CRC (or rebuilt there).
+    } else if (FrameBlocks(x) == 1) {
+      s = DecodeBlock(x, stored.at[w.range], dst);
+    } else {
+      if (decoded != w.range) {
+        s = DecodeFrame(x, stored.at[w.range], frame_buf());
+        decoded = s.ok() ? w.range : UINT32_MAX;
+      }
+      // Each block of the frame has its own extent; the frame index comes from this one.
+      if (s.ok()) std::memcpy(dst, frame_buf() + uint64_t(w.index) * kBlockBytes, kBlockBytes);
+    }
+    if (!s.ok()) {
+      op.status = s.Annotate(where(w.op, w.i));
+      continue;
+    }
+    if (slow[w.range]) relocate.emplace_back(w.id, w.range);
+  }
+  // Repair: rewrite rebuilt extents elsewhere (never in place), after the read locks drop.
+  if (!relocate.empty() && !read_only_) {
+    // Per rebuilt range: its stored bytes and the ids of this batch that point at it.
+    std::vector<std::pair<std::vector<uint32_t>, std::vector<uint8_t>>> todo;
+    absl::flat_hash_map<uint32_t, size_t> todo_of_range;
+    for (auto& [id, r] : relocate) {
+      auto [it, fresh] = todo_of_range.try_emplace(r, todo.size());
+      if (fresh) todo.push_back({{}, std::vector<uint8_t>(stored.at[r], stored.at[r] + ranges[r].length)});
+      todo[it->second].first.push_back(id);
+    }
+    reclaim.unlock();
+    std::lock_guard<std::mutex> wl(write_mu_);
+    for (auto& [ids, bytes] : todo) {
+      Status s = RelocateFrameLocked(ids, bytes.data(), uint32_t(bytes.size()), /*repack=*/false);
+      if (!s.ok()) spdlog::warn("repair of extent {}: {}", ids[0], s.ToString());
+    }
+    FailNoisyMembersLocked();
+  }
 }
 
 Status PoolImpl::ReadExtentBlockLocked(uint32_t id, uint8_t* block) {
@@ -1235,13 +1288,28 @@ Status PoolImpl::SealOpenSegmentLocked(OpenSegment& os) {
   return Status::Ok();
 }
 
+void PoolImpl::CompactLocked(OpenSegment& os) {
+  // Keep keep_rows_ written stripes in the buffer: an extent (<= one frame) straddling disk_pos
+  // starts there.
+  const uint64_t keep = uint64_t(keep_rows_) * StripeDataBytes();
+  const uint64_t new_base = os.disk_pos >= keep ? os.disk_pos - keep : 0;
+  if (new_base <= os.buf_base) return;
+  std::unique_lock<std::shared_mutex> l(mu_);  // readers of buffered extents use buf_base
+  std::memmove(os.buf.get(), os.buf.get() + (new_base - os.buf_base), os.pos - new_base);
+  os.buf_base = new_base;
+}
+
 Status PoolImpl::AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off) {
   if (os.seg != kNoSegment && os.pos + len > SegmentDataBytes()) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked(os));
   if (os.seg == kNoSegment) ASTRA_RETURN_IF_ERROR(OpenNewSegmentLocked(os));
   if (os.pos + len - os.buf_base > seg_buf_bytes_) {
     ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
+    CompactLocked(os);
     // Rows in flight stay buffered until they complete (not expected: the buffer has room).
-    if (os.pos + len - os.buf_base > seg_buf_bytes_) ASTRA_RETURN_IF_ERROR(DrainWritesLocked());
+    if (os.pos + len - os.buf_base > seg_buf_bytes_) {
+      ASTRA_RETURN_IF_ERROR(DrainWritesLocked());
+      CompactLocked(os);
+    }
   }
   assert(os.pos + len - os.buf_base <= seg_buf_bytes_);
   std::memcpy(os.buf.get() + (os.pos - os.buf_base), bytes, len);

@@ -46,8 +46,12 @@ class PoolImpl final : public Pool {
 
   Status Close() override;
   Status Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) override;
+  Status ReadBatch(std::span<ReadOp> ops) override;
   // Read without readahead: the device path (and readahead's fill).
   Status ReadDirect(ObjectId obj, uint64_t block, uint32_t count, void* buf);
+  // The device path of a batch: every op's blocks looked up under one lock, every stored range
+  // read at once (ReadExtentsBatch), decoded into the ops' buffers. Sets each op's status.
+  void ReadDirectMany(std::span<ReadOp* const> ops);
   Status Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) override;
   Status Trim(ObjectId obj, uint64_t block, uint64_t count) override;
   Status CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint64_t dst_block,
@@ -180,6 +184,11 @@ class PoolImpl final : public Pool {
   Status EnsureSpaceLocked(uint64_t bytes, uint64_t freed_bytes);
   // What users may store: segments beyond the reserve, less kOverProvisionPercent.
   uint64_t UserCapacityBytes() const;
+  // Drops the buffered rows of `os` that are on the devices, but for keep_rows_ before disk_pos,
+  // by moving the rest to the buffer's start. Done only when an append needs the room: with the
+  // default geometry the buffer holds a whole segment and this never runs (it used to run after
+  // every batch, moving ~3 MiB per MiB written).
+  void CompactLocked(OpenSegment& os);
   Status AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off);
   Status OpenNewSegmentLocked(OpenSegment& os);
   Status SealOpenSegmentLocked(OpenSegment& os);

@@ -269,6 +269,28 @@ TEST(CorruptionTest, BeyondRedundancyIsAClearErrorAndTheRestStaysReadable) {
   }
   EXPECT_GT(bad, 0);
   EXPECT_GT(good, 50);
+  // One batch of the same 64 reads: the same blocks fail, with the same clear error, and every
+  // other op returns its bytes.
+  std::vector<uint8_t> all(64 * 4096);
+  std::vector<ReadOp> ops;
+  for (uint64_t b = 0; b < 64; b++) ops.push_back({1, b, 1, all.data() + b * 4096, {}});
+  Status s = p->ReadBatch(ops);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  int batch_bad = 0;
+  for (uint64_t b = 0; b < 64; b++) {
+    Status single = p->Read(1, b, 1, got);
+    ASSERT_EQ(single.ok(), ops[b].status.ok()) << "block " << b << ": " << ops[b].status.ToString();
+    if (!ops[b].status.ok()) {
+      EXPECT_NE(ops[b].status.message().find("object 1 block " + std::to_string(b)), std::string::npos)
+          << ops[b].status.ToString();
+      batch_bad++;
+      continue;
+    }
+    uint8_t want[4096];
+    FillBlock(want, 900 + b, (900 + b) % 2 == 0);
+    EXPECT_EQ(0, memcmp(want, all.data() + b * 4096, 4096)) << "block " << b;
+  }
+  EXPECT_EQ(bad, batch_bad);
 }
 
 }  // namespace

@@ -82,6 +82,80 @@ TEST(PoolTest, MultiBlockWritesHolesTrimClone) {
   EXPECT_TRUE(rep->clean());
 }
 
+// ReadBatch returns, for every op, what Read() of the same range returns: raw and compressed
+// blocks, holes, blocks still in the write buffer, ops that overlap and ops in several objects,
+// in one batch; a bad op fails alone.
+TEST(PoolTest, ReadBatchReadsEveryOpAsReadDoes) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  ASSERT_TRUE(p);
+  std::vector<uint8_t> buf(64 * 4096);
+  for (ObjectId obj : {1, 2}) {
+    for (int i = 0; i < 64; i++) FillBlock(&buf[i * 4096], i % 9 == 0 ? 0 : obj * 1000 + i, i % 3 == 0);
+    ASSERT_TRUE(p->Write(obj, 0, 64, buf.data()).ok());
+  }
+  ASSERT_TRUE(p->Flush().ok());
+  // Object 3 stays in the open segment's buffer (a few blocks, no flush).
+  for (int i = 0; i < 3; i++) FillBlock(&buf[i * 4096], 3000 + i);
+  ASSERT_TRUE(p->Write(3, 5, 3, buf.data()).ok());
+
+  std::mt19937_64 rng(TestSeed(7));
+  for (int round = 0; round < 20; round++) {
+    std::vector<ReadOp> ops(1 + rng() % 40);
+    std::vector<std::vector<uint8_t>> out(ops.size());
+    for (size_t i = 0; i < ops.size(); i++) {
+      ops[i].obj = 1 + rng() % 3;
+      ops[i].block = rng() % 70;  // beyond the end reads zeros
+      ops[i].count = 1 + uint32_t(rng() % 8);
+      out[i].assign(ops[i].count * 4096ull + 1, 0xEE);
+      ops[i].buf = out[i].data() + 1;  // unaligned on purpose
+    }
+    ASSERT_TRUE(p->ReadBatch(ops).ok());
+    for (size_t i = 0; i < ops.size(); i++) {
+      ASSERT_TRUE(ops[i].status.ok()) << ops[i].status.ToString();
+      std::vector<uint8_t> want(ops[i].count * 4096ull);
+      ASSERT_TRUE(p->Read(ops[i].obj, ops[i].block, ops[i].count, want.data()).ok());
+      ASSERT_EQ(0, memcmp(want.data(), out[i].data() + 1, want.size()))
+          << "round " << round << " op " << i << ": object " << ops[i].obj << " block " << ops[i].block;
+    }
+  }
+  // Spot-check against the written pattern, not only against Read().
+  uint8_t want[4096], got[4096];
+  std::vector<ReadOp> ops = {{2, 10, 1, got, {}}, {1, 0, 0, buf.data(), {}}, {3, 6, 1, buf.data(), {}}};
+  Status s = p->ReadBatch(ops);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_TRUE(ops[0].status.ok());
+  EXPECT_TRUE(ops[1].status.IsInvalidArgument()) << ops[1].status.ToString();
+  EXPECT_TRUE(ops[2].status.ok());
+  FillBlock(want, 2000 + 10, 10 % 3 == 0);
+  EXPECT_EQ(0, memcmp(want, got, 4096));
+  FillBlock(want, 3001);
+  EXPECT_EQ(0, memcmp(want, buf.data(), 4096));
+  EXPECT_TRUE(p->ReadBatch({}).ok());
+}
+
+// With a member failed, a batch still returns every block (rebuilt from the other chunks).
+TEST(PoolTest, ReadBatchRebuildsThroughAFailedMember) {
+  MemPool mp(6);
+  auto devs = mp.Devices();
+  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  auto p = OpenOk(mp);
+  ASSERT_TRUE(p);
+  std::vector<uint8_t> buf(128 * 4096);
+  for (int i = 0; i < 128; i++) FillBlock(&buf[i * 4096], 70000 + i);
+  ASSERT_TRUE(p->Write(9, 0, 128, buf.data()).ok());
+  ASSERT_TRUE(p->Flush().ok());
+  ASSERT_TRUE(p->FailMember(2).ok());
+  std::vector<uint8_t> got(128 * 4096, 0);
+  std::vector<ReadOp> ops;
+  for (uint32_t b = 0; b < 128; b++) ops.push_back({9, 127 - b, 1, got.data() + (127 - b) * 4096ull, {}});
+  Status s = p->ReadBatch(ops);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(buf, got);
+}
+
 TEST(PoolTest, CatalogueTransactions) {
   MemPool mp(3);
   auto devs = mp.Devices();

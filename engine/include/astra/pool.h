@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -181,6 +182,16 @@ struct CatalogTxn {
   }
 };
 
+// One read of a ReadBatch: `count` blocks of `obj` from `block` into `buf` (count * 4096 bytes,
+// no alignment required). `status` is the result, set by ReadBatch.
+struct ReadOp {
+  ObjectId obj = 0;
+  uint64_t block = 0;
+  uint32_t count = 0;   // blocks, 1..kBlocksPerIoMax
+  void* buf = nullptr;
+  Status status;
+};
+
 class Pool {
  public:
   virtual ~Pool() = default;
@@ -206,6 +217,13 @@ class Pool {
   // Reads `count` blocks; unwritten blocks read as zeros. Errors: kCorruption/kIOError only when
   // more than m chunks of a stripe are bad (otherwise the data is rebuilt and repaired).
   virtual Status Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) = 0;
+  // Reads a batch of independent ranges (any objects, any order, overlaps allowed), each as
+  // Read() would, with the device reads of the whole batch in flight at once: one caller's queue
+  // depth (random 4 KiB reads at queue depth N are one ReadBatch of N one-block ops). One lookup
+  // pass under the metadata lock, one submission per member, one wait. Sets every op's status;
+  // returns Ok when all succeeded, else the first failed op's error (kInvalidArgument for an op
+  // of 0 or more than kBlocksPerIoMax blocks; the others as Read). An empty batch is Ok.
+  virtual Status ReadBatch(std::span<ReadOp> ops) = 0;
   // Writes `count` blocks (count <= kBlocksPerIoMax). Zero blocks become holes. kNoSpace when
   // the pool is full (nothing already stored is touched); kReadOnly after a fatal device error.
   virtual Status Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) = 0;
