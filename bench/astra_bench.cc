@@ -5,8 +5,9 @@
 // count T in --threads (default 1,2):
 //   seqwrite  128 KiB per Write call (32 blocks), T threads, each on its own object;
 //             --seq-mib of user data in total; one Flush at the end, counted in the time.
-//   seqread   the same data back, 128 KiB per Read call; every block's stamp is checked and every
-//             16th block is compared byte for byte.
+//   seqread   the same data back, 128 KiB per Read call, --seq-read-passes times over (default 4,
+//             so the phase lasts long enough to measure); every block's stamp is checked and
+//             every 16th block is compared byte for byte.
 //   randread  4 KiB Reads at random blocks of that data set, time-limited (--rand-seconds).
 //   randwrite 4 KiB Writes (overwrites) at random blocks of that data set, time-limited and capped
 //             at one data set's worth of blocks; one Flush at the end, counted in the time.
@@ -82,6 +83,8 @@ struct Config {
   uint32_t members = 6, k = 4, m = 2;
   uint64_t file_mib = 1024;
   uint64_t seq_mib = 256;
+  uint32_t seq_read_passes = 4;
+  uint32_t seq_qd = 6;  // 128 KiB reads in flight per thread in the second seqread phase (fio's iodepth)
   double rand_seconds = 3.0;
   std::vector<uint32_t> threads = {1, 2};
   uint32_t qd_threads = 32;
@@ -93,6 +96,7 @@ struct Config {
   std::string json_out;
   bool keep = false;
   bool background_checkpoints = true;
+  int64_t readahead_kib = -1;  // -1: the engine's default
 };
 
 // ---- deterministic data ----
@@ -226,6 +230,7 @@ std::unique_ptr<astra::Pool> FreshPool(Config& c) {
   Check(astra::Pool::Format(devs, fo), "format");
   astra::OpenOptions oo;
   oo.background_checkpoints = c.background_checkpoints;
+  if (c.readahead_kib >= 0) oo.readahead_bytes = uint64_t(c.readahead_kib) << 10;
   auto p = astra::Pool::Open(std::move(devs), oo);
   if (!p.ok()) Die("open pool: " + p.status().ToString());
   return std::move(p).value();
@@ -338,32 +343,47 @@ bool VerifyBlock(const DataSet& ds, uint64_t flat, const uint8_t* b, bool full) 
   return std::memcmp(b + kStampBytes, want + kStampBytes, kBlockBytes - kStampBytes) == 0;
 }
 
-Phase SeqRead(astra::Pool& pool, const DataSet& ds, uint32_t T) {
+// T threads reading their objects sequentially, 128 KiB per op, `passes` times over. qd = 1: one
+// Read per op (the engine's readahead keeps the pipeline full); qd > 1: ReadBatch of qd
+// consecutive 128 KiB ops per call (qd reads in flight, as fio's iodepth).
+Phase SeqRead(astra::Pool& pool, const DataSet& ds, uint32_t T, uint32_t passes, uint32_t qd = 1) {
   Phase p{"seqread-128k", T};
+  p.qd = qd;
   std::atomic<uint64_t> vb{0}, vf{0}, ve{0};
   auto t0 = Clock::now();
   std::vector<std::thread> th;
   for (uint32_t t = 0; t < T; t++)
     th.emplace_back([&, t] {
-      auto buf = astra::AllocAligned(kSeqBlocks * kBlockBytes);
+      const uint64_t op_bytes = uint64_t(kSeqBlocks) * kBlockBytes;
+      auto buf = astra::AllocAligned(op_bytes * qd);
+      std::vector<astra::ReadOp> batch;
       uint64_t nb = 0, nf = 0, ne = 0;
-      for (uint64_t b = 0; b < ds.blocks_per_obj; b += kSeqBlocks) {
-        Check(pool.Read(ds.objs[t], b, kSeqBlocks, buf.get()), "seq read");
-        for (uint32_t i = 0; i < kSeqBlocks; i++) {
-          bool full = ((b + i) % 16) == 0;
-          if (!VerifyBlock(ds, t * ds.blocks_per_obj + b + i, buf.get() + uint64_t(i) * kBlockBytes, full)) ne++;
-          nb++;
-          nf += full;
+      for (uint32_t pass = 0; pass < passes; pass++)
+        for (uint64_t b = 0; b < ds.blocks_per_obj; b += uint64_t(kSeqBlocks) * qd) {
+          const uint32_t n = uint32_t(std::min<uint64_t>(qd, (ds.blocks_per_obj - b) / kSeqBlocks));
+          if (qd == 1) {
+            Check(pool.Read(ds.objs[t], b, kSeqBlocks, buf.get()), "seq read");
+          } else {
+            batch.clear();
+            for (uint32_t i = 0; i < n; i++)
+              batch.push_back({ds.objs[t], b + uint64_t(i) * kSeqBlocks, kSeqBlocks, buf.get() + i * op_bytes, {}});
+            Check(pool.ReadBatch(batch), "seq read batch");
+          }
+          for (uint32_t i = 0; i < n * kSeqBlocks; i++) {
+            bool full = ((b + i + pass) % 16) == 0;
+            if (!VerifyBlock(ds, t * ds.blocks_per_obj + b + i, buf.get() + uint64_t(i) * kBlockBytes, full)) ne++;
+            nb++;
+            nf += full;
+          }
         }
-      }
       vb += nb;
       vf += nf;
       ve += ne;
     });
   for (auto& x : th) x.join();
   p.seconds = Since(t0);
-  p.ops = ds.Total() / kSeqBlocks;
-  p.bytes = ds.Total() * kBlockBytes;
+  p.ops = ds.Total() / kSeqBlocks * passes;
+  p.bytes = ds.Total() * kBlockBytes * passes;
   p.verified_blocks = vb;
   p.verified_full = vf;
   p.verify_errors = ve;
@@ -504,7 +524,7 @@ std::string Json(const Config& c, const MetaResult* meta, const std::vector<Phas
   for (const auto& d : c.devices) devices += (devices.empty() ? "\"" : ", \"") + d + "\"";
   o << "{\n  \"config\": {\"dir\": \"" << c.dir << "\", \"devices\": [" << devices << "], \"backends\": \""
     << c.backends << "\", \"members\": " << c.members << ", \"k\": " << c.k
-    << ", \"m\": " << c.m << ", \"file_mib\": " << c.file_mib << ", \"seq_mib\": " << c.seq_mib
+    << ", \"m\": " << c.m << ", \"file_mib\": " << c.file_mib << ", \"seq_mib\": " << c.seq_mib << ", \"seq_read_passes\": " << c.seq_read_passes
     << ", \"rand_seconds\": " << c.rand_seconds << ", \"qd_threads\": " << c.qd_threads
     << ", \"compression\": \"" << (c.compression == astra::Compression::kZstd ? "zstd" : "none")
     << "\", \"dedup\": " << (c.dedup ? "true" : "false") << ", \"host\": \"" << host << "\"},\n";
@@ -585,6 +605,7 @@ std::vector<uint32_t> ParseList(const std::string& s) {
 void Usage() {
   std::fprintf(stderr,
                "usage: astra_bench (--dir DIR [--file-mib 1024] | --devices PATH,PATH,...) [--seq-mib 256]\n"
+               "       [--seq-read-passes 4] [--seq-qd 6 (1: off)] [--readahead-kib N (0: off; default: the engine's)]"
                "       [--rand-seconds 3] [--k 4 --m 2 (with --devices)]\n"
                "       [--threads 1,2] [--qd-threads 32 (0: off)] [--compression none|zstd] [--dedup on|off]\n"
                "       [--meta-mib 256 (0: off)] [--warmup-mib 64] [--no-bg-checkpoints] [--json] [--json-out FILE] [--keep]\n");
@@ -611,6 +632,8 @@ int main(int argc, char** argv) {
     else if (a == "--m") c.m = uint32_t(std::stoul(next()));
     else if (a == "--file-mib") c.file_mib = std::stoull(next());
     else if (a == "--seq-mib") c.seq_mib = std::stoull(next());
+    else if (a == "--seq-qd") c.seq_qd = uint32_t(std::stoul(next()));
+    else if (a == "--seq-read-passes") c.seq_read_passes = std::max(1u, uint32_t(std::stoul(next())));
     else if (a == "--rand-seconds") c.rand_seconds = std::stod(next());
     else if (a == "--threads") c.threads = ParseList(next());
     else if (a == "--qd-threads") c.qd_threads = uint32_t(std::stoul(next()));
@@ -626,6 +649,7 @@ int main(int argc, char** argv) {
     } else if (a == "--meta-mib") c.meta_mib = std::stoull(next());
     else if (a == "--warmup-mib") c.warmup_mib = std::stoull(next());
     else if (a == "--no-bg-checkpoints") c.background_checkpoints = false;
+    else if (a == "--readahead-kib") c.readahead_kib = std::stoll(next());
     else if (a == "--json") c.json_stdout = true;
     else if (a == "--json-out") c.json_out = next();
     else if (a == "--keep") c.keep = true;
@@ -685,7 +709,8 @@ int main(int argc, char** argv) {
     ds.blocks_per_obj = std::max<uint64_t>(kSeqBlocks, ((c.seq_mib << 20) / kBlockBytes / T) / kSeqBlocks * kSeqBlocks);
     ds.gen.assign(ds.Total(), 0);
     phases.push_back(SeqWrite(*pool, ds, T));
-    phases.push_back(SeqRead(*pool, ds, T));
+    phases.push_back(SeqRead(*pool, ds, T, c.seq_read_passes));
+    if (c.seq_qd > 1) phases.push_back(SeqRead(*pool, ds, T, c.seq_read_passes, c.seq_qd));
     std::vector<uint32_t> rs = {T};
     if (c.qd_threads > 1) rs.push_back(c.qd_threads * T);
     for (uint32_t R : rs) phases.push_back(RandRead(*pool, ds, R, c.rand_seconds));

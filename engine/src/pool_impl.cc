@@ -817,8 +817,12 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
   // A run whose pieces are whole, aligned 4 KiB blocks, back to back on the device, each going to
   // an aligned place of its output, is read straight there (a scatter read); the others are read
   // into an arena and copied out.
-  struct Run { IoRequest req; uint32_t member; bool scatter; std::vector<iovec> iov; };
+  // A run's scatter list is the slice [iov_first, +iov_count) of `iovs` (a run's pieces are
+  // consecutive in `order`, so their entries are too).
+  struct Run { IoRequest req; uint32_t member; bool scatter; uint32_t iov_first, iov_count; };
   std::vector<Run> runs;
+  std::vector<iovec> iovs;
+  iovs.reserve(pieces.size());
   std::vector<uint32_t> run_of(pieces.size());
   std::vector<uint64_t> run_base(pieces.size());
   auto scatterable = [&](const Piece& p) {
@@ -833,7 +837,10 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
       const uint64_t r1 = r.req.offset_bytes + r.req.length_bytes;
       if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kDeviceIoBytesMax) {
         r.scatter = r.scatter && a0 == r1 && scatterable(p);
-        if (r.scatter) r.iov.push_back({xs[p.want].out + p.out_off, p.len});
+        if (r.scatter) {
+          iovs.push_back({xs[p.want].out + p.out_off, p.len});
+          r.iov_count++;
+        }
         r.req.length_bytes = uint32_t(std::max(a1, r1) - r.req.offset_bytes);
         run_of[i] = uint32_t(runs.size() - 1);
         run_base[i] = a0 - r.req.offset_bytes;
@@ -846,7 +853,12 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
     r.req.length_bytes = uint32_t(a1 - a0);
     r.member = p.member;
     r.scatter = scatterable(p);
-    if (r.scatter) r.iov.push_back({xs[p.want].out + p.out_off, p.len});
+    r.iov_first = uint32_t(iovs.size());
+    r.iov_count = 0;
+    if (r.scatter) {
+      iovs.push_back({xs[p.want].out + p.out_off, p.len});
+      r.iov_count = 1;
+    }
     runs.push_back(std::move(r));
     run_of[i] = uint32_t(runs.size() - 1);
     run_base[i] = 0;
@@ -860,9 +872,11 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
   uint64_t at = 0;
   for (size_t i = 0; i < runs.size(); i++) {
     Run& r = runs[i];
-    if (r.scatter) {
-      r.req.iov = r.iov.data();
-      r.req.iov_count = uint32_t(r.iov.size());
+    if (r.scatter && r.iov_count == 1) {
+      r.req.buf = iovs[r.iov_first].iov_base;  // one destination: a plain read into it
+    } else if (r.scatter) {
+      r.req.iov = iovs.data() + r.iov_first;
+      r.req.iov_count = r.iov_count;
     } else {
       r.req.buf = arena.get() + at;
       at += r.req.length_bytes;
@@ -966,8 +980,7 @@ Status PoolImpl::ReadBatch(std::span<ReadOp> ops) {
                                           " blocks (1.." + std::to_string(kBlocksPerIoMax) + " allowed)");
       continue;
     }
-    if (readahead_ && readahead_->TryRead(op.obj, op.block, op.count, static_cast<uint8_t*>(op.buf))) continue;
-    direct.push_back(&op);
+    direct.push_back(&op);  // no readahead: the batch is the caller's own queue depth
   }
   if (!direct.empty()) ReadDirectMany(direct);
   for (ReadOp& op : ops)

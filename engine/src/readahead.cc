@@ -169,7 +169,7 @@ void Readahead::Worker() {
     // Before the fill looks anything up: a mutation applied after that lookup bumps the epoch
     // past this value (see the header).
     w->epoch = epoch(w->obj).load(std::memory_order_acquire);
-    w->buf.reset(new uint8_t[uint64_t(w->count) * kBlockBytes]);
+    w->buf = AllocAligned(uint64_t(w->count) * kBlockBytes);
     filling_++;
     l.unlock();
     Status s = fill_(w->obj, w->first, w->count, w->buf.get());

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "astra/device.h"
 #include "astra/status.h"
 
 namespace astra {
@@ -81,7 +82,7 @@ class Readahead {
     uint64_t epoch = 0;  // set by the worker before it fills
     State state = State::kQueued;
     bool cancelled = false;  // evicted while queued or filling: the worker drops it
-    std::unique_ptr<uint8_t[]> buf;
+    AlignedBuf buf;  // 4 KiB-aligned: raw blocks are read straight into it (scatter reads)
   };
   struct Stream {
     uint64_t obj = 0;

@@ -220,7 +220,8 @@ class Pool {
   // Reads a batch of independent ranges (any objects, any order, overlaps allowed), each as
   // Read() would, with the device reads of the whole batch in flight at once: one caller's queue
   // depth (random 4 KiB reads at queue depth N are one ReadBatch of N one-block ops). One lookup
-  // pass under the metadata lock, one submission per member, one wait. Sets every op's status;
+  // pass under the metadata lock, one submission per member, one wait. Readahead is not used (a
+  // batch of consecutive ranges is the caller's own readahead). Sets every op's status;
   // returns Ok when all succeeded, else the first failed op's error (kInvalidArgument for an op
   // of 0 or more than kBlocksPerIoMax blocks; the others as Read). An empty batch is Ok.
   virtual Status ReadBatch(std::span<ReadOp> ops) = 0;
