@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 namespace astra::ublk {
 
@@ -36,6 +37,12 @@ class BlockTarget {
   // Serves one request. kRead fills buf[0, length); kWrite consumes it; the others ignore it.
   // Returns 0 or -errno (EIO only when the data really cannot be returned or stored).
   virtual int Serve(const BlockRequest& req, uint8_t* buf) = 0;
+  // Serves a batch of kRead requests at once (the queue's pending reads): results[i] as Serve()
+  // would return for reqs[i] into bufs[i]. The default serves them one by one; a target that can
+  // put them all in flight at once overrides it. Same thread-safety rules as Serve().
+  virtual void ServeReads(std::span<const BlockRequest> reqs, uint8_t* const* bufs, int* results) {
+    for (size_t i = 0; i < reqs.size(); i++) results[i] = Serve(reqs[i], bufs[i]);
+  }
 };
 
 }  // namespace astra::ublk

@@ -39,6 +39,8 @@ inline constexpr uint16_t kQueueDepthMax = 1024;
 inline constexpr uint16_t kQueuesMax = 16;
 inline constexpr uint32_t kWorkersPerQueueMax = 16;
 inline constexpr uint32_t kIoBytesMax = 1u << 20;
+// Pending READ requests a worker takes at once and serves as one engine batch.
+inline constexpr uint32_t kReadBatchMax = 32;
 
 struct QueueConfig {
   uint16_t queue_id = 0;
@@ -94,6 +96,10 @@ class UblkQueue {
   void PrepIoCmd(IoCmd cmd, uint16_t tag, int32_t result);
   void PrepWakeupRead();
   void ServeTag(uint16_t tag);
+  // Serves read tags together (BlockTarget::ServeReads: one engine batch), then copies each one's
+  // data out and records its result and stats as ServeTag does.
+  void ServeReadTags(const std::vector<uint16_t>& tags);
+  bool IsRead(uint16_t tag) const;
   uint8_t* TagBuffer(uint16_t tag) const;
 
   const QueueConfig cfg_;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "astra/limits.h"
 
@@ -123,6 +124,30 @@ Status VolumeTarget::ReadRange(uint64_t offset, uint64_t length, uint8_t* dst) {
     memcpy(dst + (pos - offset), scratch, end - pos);
   }
   return Status::Ok();
+}
+
+void VolumeTarget::ServeReads(std::span<const ublk::BlockRequest> reqs, uint8_t* const* bufs,
+                              int* results) {
+  std::vector<ReadOp> ops;
+  std::vector<size_t> op_of;  // request index of each op
+  ops.reserve(reqs.size());
+  for (size_t i = 0; i < reqs.size(); i++) {
+    const ublk::BlockRequest& r = reqs[i];
+    const bool whole = r.op == ublk::BlockOp::kRead && r.length_bytes > 0 &&
+                       r.offset_bytes % kBlockBytes == 0 && r.length_bytes % kBlockBytes == 0 &&
+                       r.length_bytes <= uint64_t(kBlocksPerIoMax) * kBlockBytes &&
+                       r.offset_bytes <= size_bytes_ && r.length_bytes <= size_bytes_ - r.offset_bytes;
+    if (!whole) {
+      results[i] = Serve(r, bufs[i]);  // its own checks and errors
+      continue;
+    }
+    ops.push_back({object_, r.offset_bytes / kBlockBytes, uint32_t(r.length_bytes / kBlockBytes), bufs[i], {}});
+    op_of.push_back(i);
+  }
+  if (ops.empty()) return;
+  (void)pool_->ReadBatch(ops);  // every op's own status below
+  for (size_t j = 0; j < ops.size(); j++)
+    results[op_of[j]] = ops[j].status.ok() ? 0 : Fail("read", reqs[op_of[j]], ops[j].status);
 }
 
 int VolumeTarget::Serve(const ublk::BlockRequest& req, uint8_t* buf) {

@@ -36,6 +36,9 @@ class VolumeTarget final : public ublk::BlockTarget {
   VolumeTarget(Pool* pool, ObjectId object, uint64_t size_bytes,
                uint32_t logical_block_bytes = 4096);
   int Serve(const ublk::BlockRequest& req, uint8_t* buf) override;
+  // Reads of whole 4 KiB blocks inside the volume go to the engine as one Pool::ReadBatch (all
+  // in flight at once); the others (512-byte-aligned edges, out of range) through Serve().
+  void ServeReads(std::span<const ublk::BlockRequest> reqs, uint8_t* const* bufs, int* results) override;
   uint64_t errors() const { return errors_.load(); }
   uint32_t logical_block_bytes() const { return logical_block_bytes_; }
   const VolumeTargetStats& stats() const { return stats_; }

@@ -125,6 +125,47 @@ TEST_F(VolumeTargetTest, RandomSubBlockOpsMatchAModel) {
   ExpectVolume(whole, model);
 }
 
+// ServeReads (the ublk queue's batch of pending reads): every request gets what Serve() of it
+// returns, bytes and result alike, whether it is a whole-block read (one engine batch), a
+// 512-byte-aligned edge, or out of range.
+TEST_F(VolumeTargetTest, ServeReadsMatchesServeOfEachRequest) {
+  std::mt19937_64 rng(Seed(3));
+  VolumeTarget t(pool_.get(), kObject, kVolumeBytes, 512);
+  std::vector<uint8_t> model(kVolumeBytes, 0);
+  std::vector<uint8_t> buf(256 * 1024);
+  for (uint64_t off = 0; off < kVolumeBytes / 2; off += buf.size()) {  // the second half: holes
+    Fill(buf.data(), buf.size(), rng);
+    ASSERT_EQ(Do(t, BlockOp::kWrite, off, buf.size(), buf.data()), 0);
+    memcpy(model.data() + off, buf.data(), buf.size());
+  }
+  for (int round = 0; round < 30; round++) {
+    const size_t n = 1 + rng() % 32;
+    std::vector<BlockRequest> reqs(n);
+    std::vector<std::vector<uint8_t>> out(n);
+    std::vector<uint8_t*> bufs(n);
+    for (size_t i = 0; i < n; i++) {
+      reqs[i].op = BlockOp::kRead;
+      const bool aligned = rng() % 3 != 0;
+      const uint64_t unit = aligned ? 4096 : 512;
+      reqs[i].length_bytes = unit * (1 + rng() % 16);
+      reqs[i].offset_bytes = unit * (rng() % ((kVolumeBytes - reqs[i].length_bytes) / unit + 1));
+      if (rng() % 16 == 0) reqs[i].offset_bytes = kVolumeBytes;  // out of range
+      out[i].assign(reqs[i].length_bytes, 0xEE);
+      bufs[i] = out[i].data();
+    }
+    std::vector<int> results(n, 1);
+    t.ServeReads(reqs, bufs.data(), results.data());
+    for (size_t i = 0; i < n; i++) {
+      std::vector<uint8_t> one(reqs[i].length_bytes);
+      const int want = t.Serve(reqs[i], one.data());
+      ASSERT_EQ(results[i], want) << "round " << round << " request " << i << " at " << reqs[i].offset_bytes;
+      if (want != 0) continue;
+      ASSERT_EQ(0, memcmp(out[i].data(), model.data() + reqs[i].offset_bytes, reqs[i].length_bytes))
+          << "round " << round << " request " << i << " at " << reqs[i].offset_bytes << "+" << reqs[i].length_bytes;
+    }
+  }
+}
+
 TEST_F(VolumeTargetTest, PartialDiscardKeepsNeighboursAndWholeBlocksGoBack) {
   VolumeTarget t(pool_.get(), kObject, kVolumeBytes, 512);
   std::vector<uint8_t> model(kVolumeBytes, 0), buf(64 * 1024);
