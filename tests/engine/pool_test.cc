@@ -15,6 +15,13 @@ std::unique_ptr<Pool> OpenOk(MemPool& mp, std::vector<uint32_t> skip = {}, OpenO
   return r.ok() ? std::move(r).value() : nullptr;
 }
 
+// Formats `mp` (4+2, SmallFormat) and opens it.
+std::unique_ptr<Pool> FormatAndOpen(MemPool& mp) {
+  auto devs = mp.Devices();
+  EXPECT_TRUE(Pool::Format(devs, SmallFormat()).ok());
+  return OpenOk(mp);
+}
+
 void ExpectBlock(Pool& p, ObjectId obj, uint64_t block, uint64_t tag, bool comp = false) {
   uint8_t want[4096], got[4096];
   FillBlock(want, tag, comp);
@@ -87,9 +94,7 @@ TEST(PoolTest, MultiBlockWritesHolesTrimClone) {
 // in one batch; a bad op fails alone.
 TEST(PoolTest, ReadBatchReadsEveryOpAsReadDoes) {
   MemPool mp(6);
-  auto devs = mp.Devices();
-  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
-  auto p = OpenOk(mp);
+  auto p = FormatAndOpen(mp);
   ASSERT_TRUE(p);
   std::vector<uint8_t> buf(64 * 4096);
   for (ObjectId obj : {1, 2}) {
@@ -139,9 +144,7 @@ TEST(PoolTest, ReadBatchReadsEveryOpAsReadDoes) {
 // With a member failed, a batch still returns every block (rebuilt from the other chunks).
 TEST(PoolTest, ReadBatchRebuildsThroughAFailedMember) {
   MemPool mp(6);
-  auto devs = mp.Devices();
-  ASSERT_TRUE(Pool::Format(devs, SmallFormat()).ok());
-  auto p = OpenOk(mp);
+  auto p = FormatAndOpen(mp);
   ASSERT_TRUE(p);
   std::vector<uint8_t> buf(128 * 4096);
   for (int i = 0; i < 128; i++) FillBlock(&buf[i * 4096], 70000 + i);
