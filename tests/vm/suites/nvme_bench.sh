@@ -38,8 +38,9 @@ engine() {  # engine LABEL DEVICES SEQ_MIB [env...]
     > "$OUT/engine-$label.txt" 2> "$OUT/engine-$label.err" ||
     { cat "$OUT/engine-$label.err"; fail "astra_bench $label"; }
   cat "$OUT/engine-$label.txt"
-  awk -v l="$label" '$1 ~ /^(seq|rand)/ && NF >= 10 {
-      printf "ENGINE %-14s %-14s T%-3s %9.1f MiB/s %9.0f IOPS p50 %8.1f us\n", l, $1, $2, $3, $4, $5 }' \
+  # Table columns: phase threads qd MiB/s IOPS p50_us ...
+  awk -v l="$label" '$1 ~ /^(seq|rand)/ && NF >= 11 {
+      printf "ENGINE %-14s %-14s T%-3s QD%-3s %9.1f MiB/s %9.0f IOPS p50 %8.1f us\n", l, $1, $2, $3, $4, $5, $6 }' \
     "$OUT/engine-$label.txt" | tee -a "$OUT/engine.lines"
 }
 
@@ -113,8 +114,8 @@ done
 fi
 
 step "ratios (passthrough / block; > 1 means passthrough is faster)"
-awk '$1 == "ENGINE" { split($2, a, "-"); v = ($3 ~ /^seq/ ? $5 : $7);
-       key = $3 "-" $4; if (a[1] == "passthrough") p[key] += v; else if (a[1] == "block") b[key] += v }
+awk '$1 == "ENGINE" { split($2, a, "-"); v = ($3 ~ /^seq/ ? $6 : $8);
+       key = $3 "-" $4 "-" $5; if (a[1] == "passthrough") p[key] += v; else if (a[1] == "block") b[key] += v }
      END { for (k in p) if (b[k] > 0) printf "RATIO engine %-22s %.3f\n", k, p[k] / b[k] }' \
   "$OUT/engine.lines" | sort | tee "$OUT/ratios.txt"
 awk '$1 == "FIO" { v[$2 " " $3] += $4; n[$2 " " $3]++ }
