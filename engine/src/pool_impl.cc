@@ -1552,17 +1552,6 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       i += n;
     }
   }
-  // CRC-32C of what each frame stores (the packed frame, or each raw block at its index), also
-  // before the lock: concurrent writers compute theirs at once instead of in turn.
-  std::vector<uint32_t> unit_crc(count, 0);
-  for (const Frame& f : frames) {
-    if (f.len) {
-      unit_crc[f.first] = Crc32c(packed.get() + uint64_t(f.first) * kBlockBytes, f.len);
-    } else {
-      for (uint32_t j = 0; j < f.blocks; j++)
-        unit_crc[f.first + j] = Crc32c(in + uint64_t(f.first + j) * kBlockBytes, kBlockBytes);
-    }
-  }
   std::lock_guard<std::mutex> wl(write_mu_);
   InvalidateOnExit invalidate(readahead_.get(), obj);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
@@ -1645,11 +1634,10 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   uint8_t cbuf[kBlockBytes];
   uint8_t cmp[kBlockBytes];
   // Stores `len` bytes as the extents of blocks [first, first + blocks) (a frame when blocks > 1).
-  auto store = [&](uint32_t first, uint32_t blocks, const uint8_t* bytes, uint32_t len, uint8_t compression,
-                   std::optional<uint32_t> crc = std::nullopt) -> Status {
+  auto store = [&](uint32_t first, uint32_t blocks, const uint8_t* bytes, uint32_t len, uint8_t compression) -> Status {
     Extent x;
     x.length = uint16_t(len);
-    x.crc = crc ? *crc : Crc32c(bytes, len);
+    x.crc = Crc32c(bytes, len);
     Status s = AppendLocked(streams_[kHot], bytes, len, &x.segment, &x.offset);
     if (!s.ok()) {
       // Map what is already stored, so no extent is left without a reference.
@@ -1686,12 +1674,10 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
     if (frame_of[i] >= 0) {
       const Frame& f = frames[frame_of[i]];
       if (f.len) {
-        ASTRA_RETURN_IF_ERROR(store(f.first, f.blocks, packed.get() + uint64_t(f.first) * kBlockBytes, f.len, kExtentZstd,
-                                    unit_crc[f.first]));
+        ASTRA_RETURN_IF_ERROR(store(f.first, f.blocks, packed.get() + uint64_t(f.first) * kBlockBytes, f.len, kExtentZstd));
       } else {
         for (uint32_t j = 0; j < f.blocks; j++)
-          ASTRA_RETURN_IF_ERROR(store(f.first + j, 1, in + uint64_t(f.first + j) * kBlockBytes, kBlockBytes, kExtentRaw,
-                                      unit_crc[f.first + j]));
+          ASTRA_RETURN_IF_ERROR(store(f.first + j, 1, in + uint64_t(f.first + j) * kBlockBytes, kBlockBytes, kExtentRaw));
       }
       i = f.first + f.blocks - 1;
       continue;
