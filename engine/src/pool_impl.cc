@@ -970,11 +970,9 @@ Status PoolImpl::Read(ObjectId obj, uint64_t block, uint32_t count, void* buf) {
 }
 
 Status PoolImpl::ReadBatch(std::span<ReadOp> ops) {
-  if (closed_) return Status::InvalidArgument("pool is closed");
-  std::vector<ReadOp*> direct;
+  std::vector<ReadOp*> direct;  // ReadDirectMany sets their status (and refuses a closed pool)
   direct.reserve(ops.size());
   for (ReadOp& op : ops) {
-    op.status = Status::Ok();
     if (op.count == 0 || op.count > kBlocksPerIoMax) {
       op.status = Status::InvalidArgument("batched read of " + std::to_string(op.count) +
                                           " blocks (1.." + std::to_string(kBlocksPerIoMax) + " allowed)");
@@ -1068,20 +1066,24 @@ void PoolImpl::ReadDirectMany(std::span<ReadOp* const> ops) {
   // Ranges that could not be read or failed their CRC: rebuilt from the other chunks. A range
   // that cannot be rebuilt fails the ops that want it (each op's error names its first block
   // stored there).
-  std::vector<Status> rebuilt(ranges.size());
-  std::vector<bool> tried(ranges.size(), false);
-  for (const Want& w : wants) {
-    if (!slow[w.range] || tried[w.range]) continue;
-    tried[w.range] = true;
-    const Extent& x = ranges[w.range];
-    rebuilt[w.range] = Reconstruct(x.segment, x.offset, x.length, x.crc, stored.at[w.range]);
-    if (rebuilt[w.range].ok()) repaired_++;
+  // Only when something is slow (the bookkeeping is not allocated on the common path).
+  std::vector<Status> rebuilt;
+  if (std::find(slow.begin(), slow.end(), true) != slow.end()) {
+    rebuilt.resize(ranges.size());
+    std::vector<bool> tried(ranges.size(), false);
+    for (const Want& w : wants) {
+      if (!slow[w.range] || tried[w.range]) continue;
+      tried[w.range] = true;
+      const Extent& x = ranges[w.range];
+      rebuilt[w.range] = Reconstruct(x.segment, x.offset, x.length, x.crc, stored.at[w.range]);
+      if (rebuilt[w.range].ok()) repaired_++;
+    }
   }
   uint32_t decoded = UINT32_MAX;  // the range whose frame is in frame_buf()
   for (const Want& w : wants) {
     ReadOp& op = *ops[w.op];
     if (!op.status.ok()) continue;
-    if (!rebuilt[w.range].ok()) {
+    if (!rebuilt.empty() && !rebuilt[w.range].ok()) {
       op.status = rebuilt[w.range].Annotate(where(w.op, w.i));  // names this op's first bad block
       continue;
     }

@@ -313,12 +313,14 @@ Status UringDevice::Discard(const IoRequest& r) {
   return Status::Ok();
 }
 
+std::string DescribeIo(const std::string& path, const IoRequest& r, uint32_t done_bytes) {
+  if (r.op == IoOp::kFlush) return "flush " + path;
+  return std::string(IoOpName(r.op)) + " " + path + " at offset " + std::to_string(r.offset_bytes + done_bytes) +
+         " length " + std::to_string(r.length_bytes - done_bytes);
+}
+
 std::string UringDevice::Describe(const IoRequest& r, uint32_t done_bytes) const {
-  if (r.op == IoOp::kFlush) return "flush " + info_.path;
-  std::string s = std::string(IoOpName(r.op)) + " " + info_.path + " at offset " +
-                  std::to_string(r.offset_bytes + done_bytes) + " length " +
-                  std::to_string(r.length_bytes - done_bytes);
-  return s;
+  return DescribeIo(info_.path, r, done_bytes);
 }
 
 void UringDevice::ReaperLoop() {
@@ -427,6 +429,17 @@ class ThreadRing {
   bool ok() const { return ok_; }
   io_uring* ring() { return &ring_; }
 
+  // ReadAll's bookkeeping, kept between calls. One entry per request issued on the ring.
+  struct Inline {
+    uint32_t i;
+    int fd;
+    uint32_t done = 0;
+    uint32_t retries = 0;
+    std::vector<iovec> rest;  // a scatter read's remainder after a short read
+  };
+  std::vector<Inline> inl;
+  std::vector<uint32_t> queue;  // indexes into inl waiting for an SQE
+
  private:
   io_uring ring_{};
   bool ok_ = false;
@@ -435,11 +448,6 @@ class ThreadRing {
 ThreadRing& ThisThreadRing() {
   thread_local ThreadRing r;
   return r;
-}
-
-std::string DescribeRead(const Device& d, const IoRequest& r, uint32_t done) {
-  return "read " + d.info().path + " at offset " + std::to_string(r.offset_bytes + done) + " length " +
-         std::to_string(r.length_bytes - done);
 }
 
 // Validates a scatter list against its request (see IoRequest::iov).
@@ -465,16 +473,13 @@ Status CheckScatter(const Device& d, const IoRequest& r) {
 void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
   assert(devs.size() == reqs.size());
   IoWaiter waiter;  // requests that go through Submit()
-  struct Inline {
-    uint32_t i;
-    int fd;
-    uint32_t done = 0;
-    uint32_t retries = 0;
-    std::vector<iovec> rest;  // a scatter read's remainder after a short read
-  };
-  std::vector<Inline> inl;
-  std::vector<std::pair<uint32_t, AlignedBuf>> bounced;  // scatter reads through Submit()
   ThreadRing& tr = ThisThreadRing();
+  // The thread's scratch (ReadAll does not call back into itself): no allocation per batch.
+  std::vector<ThreadRing::Inline>& inl = tr.inl;
+  std::vector<uint32_t>& queue = tr.queue;
+  inl.clear();
+  queue.clear();
+  std::vector<std::pair<uint32_t, AlignedBuf>> bounced;  // scatter reads through Submit()
   for (uint32_t i = 0; i < reqs.size(); i++) {
     IoRequest* r = reqs[i];
     assert(r->op == IoOp::kRead);
@@ -511,8 +516,6 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
     inl.push_back({i, fd, 0, 0, {}});
   }
   io_uring* ring = tr.ring();
-  std::vector<uint32_t> queue;  // indexes into inl waiting for an SQE
-  queue.reserve(inl.size());
   for (uint32_t j = inl.size(); j > 0; j--) queue.push_back(j - 1);
   uint32_t inflight = 0;
   int failures = 0;
@@ -520,7 +523,7 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
     while (!queue.empty()) {
       io_uring_sqe* sqe = io_uring_get_sqe(ring);
       if (sqe == nullptr) break;
-      Inline& x = inl[queue.back()];
+      ThreadRing::Inline& x = inl[queue.back()];
       const IoRequest& r = *reqs[x.i];
       const uint64_t off = r.offset_bytes + x.done;
       if (r.iov == nullptr) {
@@ -558,7 +561,7 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
       ++seen;
       inflight--;
       const uint32_t j = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
-      Inline& x = inl[j];
+      ThreadRing::Inline& x = inl[j];
       IoRequest& r = *reqs[x.i];
       const int res = cqe->res;
       if (res < 0) {
@@ -566,10 +569,10 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
           x.retries++;
           queue.push_back(j);
         } else {
-          r.status = Status::FromErrno(-res, DescribeRead(*devs[x.i], r, x.done));
+          r.status = Status::FromErrno(-res, DescribeIo(devs[x.i]->info().path, r, x.done));
         }
       } else if (res == 0) {
-        r.status = Status::IOError(DescribeRead(*devs[x.i], r, x.done) + ": transferred 0 bytes");
+        r.status = Status::IOError(DescribeIo(devs[x.i]->info().path, r, x.done) + ": transferred 0 bytes");
       } else {
         x.done += static_cast<uint32_t>(res);
         if (x.done < r.length_bytes) queue.push_back(j);  // short read: the remainder

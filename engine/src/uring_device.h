@@ -41,6 +41,10 @@
 
 namespace astra {
 
+// "read /path at offset O length L" for request `r` with `done_bytes` already transferred: the
+// context of every I/O error the uring paths return.
+std::string DescribeIo(const std::string& path, const IoRequest& r, uint32_t done_bytes);
+
 class UringDevice final : public Device {
  public:
   // Opens an existing regular file or block device at `path` (O_RDWR | O_DIRECT), locks it, sets
