@@ -97,6 +97,7 @@ struct Config {
   bool keep = false;
   bool background_checkpoints = true;
   int64_t readahead_kib = -1;  // -1: the engine's default
+  int64_t read_poll_us = -1;   // -1: the engine's default (OpenOptions::read_poll_us)
 };
 
 // ---- deterministic data ----
@@ -231,6 +232,7 @@ std::unique_ptr<astra::Pool> FreshPool(Config& c) {
   astra::OpenOptions oo;
   oo.background_checkpoints = c.background_checkpoints;
   if (c.readahead_kib >= 0) oo.readahead_bytes = uint64_t(c.readahead_kib) << 10;
+  if (c.read_poll_us >= 0) oo.read_poll_us = uint32_t(c.read_poll_us);
   auto p = astra::Pool::Open(std::move(devs), oo);
   if (!p.ok()) Die("open pool: " + p.status().ToString());
   return std::move(p).value();
@@ -605,7 +607,7 @@ std::vector<uint32_t> ParseList(const std::string& s) {
 void Usage() {
   std::fprintf(stderr,
                "usage: astra_bench (--dir DIR [--file-mib 1024] | --devices PATH,PATH,...) [--seq-mib 256]\n"
-               "       [--seq-read-passes 4] [--seq-qd 6 (1: off)] [--readahead-kib N (0: off; default: the engine's)]"
+               "       [--seq-read-passes 4] [--seq-qd 6 (1: off)] [--readahead-kib N (0: off; default: the engine's)] [--read-poll-us N (0: off; default: the engine's, 50)]"
                "       [--rand-seconds 3] [--k 4 --m 2 (with --devices)]\n"
                "       [--threads 1,2] [--qd-threads 32 (0: off)] [--compression none|zstd] [--dedup on|off]\n"
                "       [--meta-mib 256 (0: off)] [--warmup-mib 64] [--no-bg-checkpoints] [--json] [--json-out FILE] [--keep]\n");
@@ -650,6 +652,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup-mib") c.warmup_mib = std::stoull(next());
     else if (a == "--no-bg-checkpoints") c.background_checkpoints = false;
     else if (a == "--readahead-kib") c.readahead_kib = std::stoll(next());
+    else if (a == "--read-poll-us") c.read_poll_us = std::stoll(next());
     else if (a == "--json") c.json_stdout = true;
     else if (a == "--json-out") c.json_out = next();
     else if (a == "--keep") c.keep = true;

@@ -776,6 +776,13 @@ void PoolImpl::ReadExtentsBatch(const std::vector<Extent>& xs, StoredBatch* stor
   ReadRangesBatch(ranges, slow);
 }
 
+// Device reads of one batch are at most this long: a long sequential read becomes several
+// requests per member, so the checks of the first ones overlap the reading of the later ones
+// (ReadAllOptions::on_done) instead of all waiting for one request per member. Measured on
+// tmpfs, 6 x 128 KiB sequential reads per batch, one thread: 1 MiB runs ~3,900 MiB/s, 128 KiB
+// runs ~5,100-5,400 MiB/s (doc/engine.md, "Read path").
+constexpr uint64_t kReadRunBytesMax = 128u << 10;
+
 void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<bool>* slow) {
   const uint64_t sdb = StripeDataBytes();
   struct Piece { IoRequest req; uint32_t want, out_off, skip, len, member; };
@@ -823,26 +830,26 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
   std::vector<Run> runs;
   std::vector<iovec> iovs;
   iovs.reserve(pieces.size());
-  std::vector<uint32_t> run_of(pieces.size());
+  std::vector<uint32_t> run_first;  // run r's pieces: order[run_first[r], run_first[r + 1])
   std::vector<uint64_t> run_base(pieces.size());
   auto scatterable = [&](const Piece& p) {
     return p.skip == 0 && p.len == p.req.length_bytes &&
            reinterpret_cast<uintptr_t>(xs[p.want].out + p.out_off) % kIoAlignBytes == 0;
   };
-  for (uint32_t i : order) {
+  for (uint32_t k = 0; k < order.size(); k++) {
+    const uint32_t i = order[k];
     Piece& p = pieces[i];
     const uint64_t a0 = p.req.offset_bytes, a1 = a0 + p.req.length_bytes;
     if (!runs.empty()) {
       Run& r = runs.back();
       const uint64_t r1 = r.req.offset_bytes + r.req.length_bytes;
-      if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kDeviceIoBytesMax) {
+      if (r.member == p.member && a0 <= r1 && std::max(a1, r1) - r.req.offset_bytes <= kReadRunBytesMax) {
         r.scatter = r.scatter && a0 == r1 && scatterable(p);
         if (r.scatter) {
           iovs.push_back({xs[p.want].out + p.out_off, p.len});
           r.iov_count++;
         }
         r.req.length_bytes = uint32_t(std::max(a1, r1) - r.req.offset_bytes);
-        run_of[i] = uint32_t(runs.size() - 1);
         run_base[i] = a0 - r.req.offset_bytes;
         continue;
       }
@@ -860,9 +867,10 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
       r.iov_count = 1;
     }
     runs.push_back(std::move(r));
-    run_of[i] = uint32_t(runs.size() - 1);
+    run_first.push_back(k);
     run_base[i] = 0;
   }
+  run_first.push_back(uint32_t(order.size()));
   uint64_t arena_bytes = 0;
   for (auto& r : runs)
     if (!r.scatter) arena_bytes += r.req.length_bytes;
@@ -884,20 +892,31 @@ void PoolImpl::ReadRangesBatch(const std::vector<StoredRange>& xs, std::vector<b
     devs[i] = members_[r.member]->dev.get();
     reqs[i] = &r.req;
   }
-  ReadAll(devs, reqs);  // on this thread's own ring where the member allows it
-  for (uint32_t i = 0; i < pieces.size(); i++) {
-    const Run& r = runs[run_of[i]];
-    Piece& p = pieces[i];
-    if (!r.req.status.ok()) {
-      members_[p.member]->read_errors++;
-      (*slow)[p.want] = true;
-      continue;
+  // As each run completes (while later ones are still being read): its pieces are copied out,
+  // and a range whose last piece this was is checked against its CRC.
+  std::vector<uint32_t> pending(xs.size(), 0);  // pieces of each range not yet in place
+  for (const Piece& p : pieces) pending[p.want]++;
+  auto on_run = [&](uint32_t ri) {
+    const Run& r = runs[ri];
+    for (uint32_t k = run_first[ri]; k < run_first[ri + 1]; k++) {
+      const uint32_t i = order[k];
+      const Piece& p = pieces[i];
+      if (!r.req.status.ok()) {
+        members_[p.member]->read_errors++;
+        (*slow)[p.want] = true;
+      } else if (!r.scatter) {
+        std::memcpy(xs[p.want].out + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
+      }
+      const StoredRange& x = xs[p.want];
+      if (--pending[p.want] == 0 && x.verify && !(*slow)[p.want] && Crc32c(x.out, x.length) != x.crc)
+        (*slow)[p.want] = true;
     }
-    if (!r.scatter)
-      std::memcpy(xs[p.want].out + p.out_off, static_cast<uint8_t*>(r.req.buf) + run_base[i] + p.skip, p.len);
-  }
-  for (uint32_t wi = 0; wi < xs.size(); wi++)
-    if (xs[wi].verify && !(*slow)[wi] && Crc32c(xs[wi].out, xs[wi].length) != xs[wi].crc) (*slow)[wi] = true;
+  };
+  ReadAllOptions ro;
+  ro.poll_us = opts_.read_poll_us;
+  ro.ctx = &on_run;
+  ro.on_done = [](void* ctx, uint32_t ri) { (*static_cast<decltype(on_run)*>(ctx))(ri); };
+  ReadAll(devs, reqs, ro);  // on this thread's own ring where the member allows it
 }
 
 void PoolImpl::ReadCandidatesLocked(const std::vector<Extent>& xs, StoredBatch* stored, std::vector<bool>* slow) {

@@ -1,6 +1,7 @@
 #include "uring_device.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -439,6 +440,8 @@ class ThreadRing {
   };
   std::vector<Inline> inl;
   std::vector<uint32_t> queue;  // indexes into inl waiting for an SQE
+  std::vector<uint32_t> via_submit;  // indexes into reqs that went through Device::Submit()
+  std::vector<uint32_t> completed;   // indexes into reqs completed by the last reap
 
  private:
   io_uring ring_{};
@@ -471,14 +474,23 @@ Status CheckScatter(const Device& d, const IoRequest& r) {
 }  // namespace
 
 void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
+  ReadAll(devs, reqs, ReadAllOptions{});
+}
+
+void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs, const ReadAllOptions& opts) {
   assert(devs.size() == reqs.size());
+  auto done = [&](uint32_t i) {
+    if (opts.on_done != nullptr) opts.on_done(opts.ctx, i);
+  };
   IoWaiter waiter;  // requests that go through Submit()
   ThreadRing& tr = ThisThreadRing();
   // The thread's scratch (ReadAll does not call back into itself): no allocation per batch.
   std::vector<ThreadRing::Inline>& inl = tr.inl;
   std::vector<uint32_t>& queue = tr.queue;
+  std::vector<uint32_t>& via_submit = tr.via_submit;
   inl.clear();
   queue.clear();
+  via_submit.clear();
   std::vector<std::pair<uint32_t, AlignedBuf>> bounced;  // scatter reads through Submit()
   for (uint32_t i = 0; i < reqs.size(); i++) {
     IoRequest* r = reqs[i];
@@ -493,6 +505,7 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
       }
       if (!s.ok()) {
         r->status = std::move(s);
+        done(i);
         continue;
       }
     }
@@ -503,6 +516,7 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
         r->buf = bounced.back().second.get();
       }
       waiter.Add(1);
+      via_submit.push_back(i);
       devs[i]->Submit(&reqs[i], 1);
       continue;
     }
@@ -510,6 +524,7 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
       Status s = CheckRequest(devs[i]->info(), *r);
       if (!s.ok()) {
         r->status = std::move(s);
+        done(i);
         continue;
       }
     }
@@ -519,6 +534,8 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
   for (uint32_t j = inl.size(); j > 0; j--) queue.push_back(j - 1);
   uint32_t inflight = 0;
   int failures = 0;
+  std::vector<uint32_t>& completed = tr.completed;
+  completed.clear();
   while (!queue.empty() || inflight > 0) {
     while (!queue.empty()) {
       io_uring_sqe* sqe = io_uring_get_sqe(ring);
@@ -548,8 +565,24 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
       queue.pop_back();
       inflight++;
     }
-    // Everything submitted is waited for at once: the kernel wakes this thread once.
-    const int ret = io_uring_submit_and_wait(ring, inflight);
+    int ret;
+    if (opts.poll_us == 0) {
+      // Everything submitted is waited for at once: the kernel wakes this thread once.
+      ret = io_uring_submit_and_wait(ring, inflight);
+    } else {
+      // Hybrid polling (ReadAllOptions::poll_us): run the ring's completion work without
+      // sleeping until something completes; sleep for the rest only after poll_us without one.
+      ret = io_uring_submit_and_get_events(ring);
+      const auto t0 = std::chrono::steady_clock::now();
+      while (ret >= 0 && inflight > 0 && io_uring_cq_ready(ring) == 0) {
+        if (std::chrono::steady_clock::now() - t0 >= std::chrono::microseconds(opts.poll_us)) {
+          ret = io_uring_submit_and_wait(ring, inflight);
+          break;
+        }
+        sched_yield();
+        ret = io_uring_get_events(ring);
+      }
+    }
     if (ret < 0 && ret != -EINTR) {
       if (ret != -EAGAIN && ret != -EBUSY && ret != -ENOMEM) Fatal("io_uring_submit_and_wait", ret);
       if (++failures > kSubmitAttemptsMax) Fatal("io_uring_submit_and_wait makes no progress", ret);
@@ -570,16 +603,25 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
           queue.push_back(j);
         } else {
           r.status = Status::FromErrno(-res, DescribeIo(devs[x.i]->info().path, r, x.done));
+          completed.push_back(x.i);
         }
       } else if (res == 0) {
         r.status = Status::IOError(DescribeIo(devs[x.i]->info().path, r, x.done) + ": transferred 0 bytes");
+        completed.push_back(x.i);
       } else {
         x.done += static_cast<uint32_t>(res);
-        if (x.done < r.length_bytes) queue.push_back(j);  // short read: the remainder
-        else r.status = Status::Ok();
+        if (x.done < r.length_bytes) {
+          queue.push_back(j);  // short read: the remainder
+        } else {
+          r.status = Status::Ok();
+          completed.push_back(x.i);
+        }
       }
     }
     io_uring_cq_advance(ring, seen);
+    // The caller's work on these overlaps the device's work on the rest.
+    for (uint32_t i : completed) done(i);
+    completed.clear();
   }
   waiter.Wait();
   for (auto& [i, bounce] : bounced) {
@@ -592,6 +634,7 @@ void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs) {
       at += r.iov[v].iov_len;
     }
   }
+  for (uint32_t i : via_submit) done(i);
 }
 
 }  // namespace astra

@@ -501,6 +501,73 @@ TEST_F(TempFileTest, ReadAllBatchesAcrossDevicesAndThreadsVerifyContent) {
   EXPECT_NE(a.status.message().find(std::to_string(6 * kMiB)), std::string::npos) << a.status.ToString();
 }
 
+// ReadAllOptions: with and without hybrid polling, on_done is called exactly once per request,
+// on the calling thread, and only when the request's status is final and its bytes are in place
+// (checked inside the callback, while later requests may still be in flight): batches mixing a
+// file (the caller's ring), a MemDevice (Submit) and requests that fail their checks.
+TEST_F(TempFileTest, ReadAllOnDoneSeesEachRequestCompleteOnce) {
+  auto file = MustOpen(8 * kMiB);
+  ASSERT_NE(file, nullptr);
+  auto mem = NewMemDevice(8 * kMiB);
+  AlignedBuf w = AllocAligned(8 * kMiB);
+  FillPattern(w.get(), 8 * kMiB, 23);
+  for (uint64_t off = 0; off < 8 * kMiB; off += kMiB) {
+    ASSERT_TRUE(file->Write(off, w.get() + off, kMiB).ok());
+    ASSERT_TRUE(mem->Write(off, w.get() + off, kMiB).ok());
+  }
+  struct Ctx {
+    std::thread::id caller;
+    std::vector<IoRequest>* reqs;
+    std::vector<int> calls;
+    const uint8_t* expect;
+    int wrong = 0;
+  };
+  std::mt19937_64 rng(7);
+  for (uint32_t poll_us : {0u, 20u, 1000u}) {
+    for (int round = 0; round < 10; round++) {
+      constexpr int kN = 200;  // more than the ring holds
+      AlignedBuf out = AllocAligned(kN * 16384ull);
+      std::vector<IoRequest> reqs(kN);
+      std::vector<IoRequest*> rp(kN);
+      std::vector<Device*> dp(kN);
+      for (int i = 0; i < kN; i++) {
+        const uint32_t len = 4096u * uint32_t(1 + rng() % 4);
+        reqs[i].op = IoOp::kRead;
+        reqs[i].offset_bytes = (rng() % ((8 * kMiB - len) / 4096)) * 4096;
+        if (i % 37 == 5) reqs[i].offset_bytes = 8 * kMiB;  // out of range: fails its check
+        reqs[i].length_bytes = len;
+        reqs[i].buf = out.get() + uint64_t(i) * 16384;
+        reqs[i].status = Status::IOError("not run");
+        rp[i] = &reqs[i];
+        dp[i] = rng() % 4 == 0 ? mem.get() : file.get();
+      }
+      Ctx ctx{std::this_thread::get_id(), &reqs, std::vector<int>(kN, 0), w.get()};
+      ReadAllOptions o;
+      o.poll_us = poll_us;
+      o.ctx = &ctx;
+      o.on_done = [](void* c, uint32_t i) {
+        auto& x = *static_cast<Ctx*>(c);
+        const IoRequest& r = (*x.reqs)[i];
+        x.calls[i]++;
+        if (std::this_thread::get_id() != x.caller) x.wrong++;
+        if (r.status.ok() && std::memcmp(r.buf, x.expect + r.offset_bytes, r.length_bytes) != 0) x.wrong++;
+        if (r.status.IsIOError() && r.status.message() == "not run") x.wrong++;  // not final yet
+      };
+      ReadAll(dp, rp, o);
+      EXPECT_EQ(ctx.wrong, 0) << "poll_us " << poll_us;
+      for (int i = 0; i < kN; i++) {
+        EXPECT_EQ(ctx.calls[i], 1) << "request " << i << " poll_us " << poll_us;
+        if (i % 37 == 5) {
+          EXPECT_TRUE(reqs[i].status.IsInvalidArgument()) << reqs[i].status.ToString();
+        } else {
+          EXPECT_TRUE(reqs[i].status.ok()) << reqs[i].status.ToString();
+          EXPECT_EQ(0, std::memcmp(reqs[i].buf, w.get() + reqs[i].offset_bytes, reqs[i].length_bytes));
+        }
+      }
+    }
+  }
+}
+
 // Scatter reads (IoRequest::iov) through ReadAll: on a file (one READV on the caller's ring)
 // and on a MemDevice (a bounce buffer copied out), into buffers out of order in memory; bad
 // scatter lists fail alone; a short scatter read continues with its remainder.

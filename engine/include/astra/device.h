@@ -130,6 +130,28 @@ class Device {
 // the request with kInvalidArgument). Thread safety: any thread (the ring is per thread).
 void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs);
 
+// How ReadAll waits, and what it does as requests complete.
+struct ReadAllOptions {
+  // Hybrid polling: after submitting, the thread polls its ring for completions (running the
+  // ring's completion work without sleeping, and yielding the CPU between polls with
+  // sched_yield, so a runnable thread on this CPU — an io_uring worker doing the copies of a
+  // file system without asynchronous reads, such as tmpfs — is not held up) for up to this many
+  // microseconds without a completion before it sleeps until every request is done. 0: sleep at
+  // once (one wake-up per batch). Polling saves the wake-up of a sleeping thread per batch (an
+  // inter-processor interrupt, costly in a VM) and lets the caller's work on early completions
+  // (`on_done`) overlap the device's work on later ones; measurements in doc/engine.md
+  // ("Read path"). The same idea as the kernel's hybrid polling of block devices (io_poll_delay).
+  uint32_t poll_us = 0;
+  // When set, called on the calling thread exactly once per request, with its index in `reqs`,
+  // as soon as its status is final and (when ok) its bytes are in place, in completion order.
+  // It must not call ReadAll.
+  void (*on_done)(void* ctx, uint32_t index) = nullptr;
+  void* ctx = nullptr;
+};
+
+// ReadAll with options: see ReadAllOptions. Same contract otherwise.
+void ReadAll(std::span<Device* const> devs, std::span<IoRequest* const> reqs, const ReadAllOptions& opts);
+
 // Validates a request against the device's geometry; shared by implementations.
 Status CheckRequest(const DeviceInfo& info, const IoRequest& r);
 
