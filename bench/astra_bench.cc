@@ -450,37 +450,50 @@ Phase RandRead(astra::Pool& pool, const DataSet& ds, uint32_t R, double seconds,
   return p;
 }
 
-Phase RandWrite(astra::Pool& pool, DataSet& ds, uint32_t R, double seconds) {
+// R threads overwriting random blocks; each thread keeps `qd` writes in flight as one WriteBatch
+// of `qd` one-block ops per call (qd = 1: plain Write calls). Latency is per call.
+// At most `cap_blocks` blocks are written (bounds the log space a phase consumes).
+Phase RandWrite(astra::Pool& pool, DataSet& ds, uint32_t R, double seconds, uint64_t cap_blocks, uint32_t qd = 1) {
   Phase p{"randwrite-4k", R};
+  p.qd = qd;
   std::atomic<uint64_t> ops{0};
   std::vector<std::vector<uint32_t>> lat(R);
   std::atomic<bool> stop{false};
-  const uint64_t cap = ds.Total();  // bounds the log space a phase can consume
+  const uint64_t cap = cap_blocks;
   std::atomic<uint64_t> issued{0};
   auto t0 = Clock::now();
   auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::vector<std::thread> th;
   for (uint32_t r = 0; r < R; r++)
     th.emplace_back([&, r] {
-      Rng rng(5000 + r + 77 * R);
-      auto buf = astra::AllocAligned(kBlockBytes);
+      Rng rng(5000 + r + 77 * R + 7919 * (qd - 1));
+      auto buf = astra::AllocAligned(uint64_t(qd) * kBlockBytes);
+      std::vector<astra::WriteOp> batch(qd);
       uint64_t n = 0;
       const uint64_t owned = (ds.Total() - r + R - 1) / R;  // flat indexes i with i % R == r
       lat[r].reserve(1 << 16);
       while (!stop.load(std::memory_order_relaxed)) {
-        if (issued.fetch_add(1, std::memory_order_relaxed) >= cap) break;
-        uint64_t flat = r + R * rng.Below(owned);
-        uint32_t g = ds.gen[flat] + 1;
-        std::memcpy(buf.get(), Slot(RandSlot(flat, g)), kBlockBytes);
-        astra::ObjectId obj = ds.objs[flat / ds.blocks_per_obj];
-        uint64_t blk = flat % ds.blocks_per_obj;
-        Stamp(buf.get(), obj, blk, g);
+        if (issued.fetch_add(qd, std::memory_order_relaxed) >= cap) break;
+        for (uint32_t i = 0; i < qd; i++) {
+          uint64_t flat = r + R * rng.Below(owned);
+          // A block picked twice in one batch: the later op (the newer generation) wins.
+          uint32_t g = ds.gen[flat] + 1;
+          uint8_t* b = buf.get() + uint64_t(i) * kBlockBytes;
+          std::memcpy(b, Slot(RandSlot(flat, g)), kBlockBytes);
+          astra::ObjectId obj = ds.objs[flat / ds.blocks_per_obj];
+          uint64_t blk = flat % ds.blocks_per_obj;
+          Stamp(b, obj, blk, g);
+          ds.gen[flat] = g;
+          batch[i] = {obj, blk, 1, b, {}};
+        }
         auto a = Clock::now();
-        Check(pool.Write(obj, blk, 1, buf.get()), "rand write");
+        if (qd == 1)
+          Check(pool.Write(batch[0].obj, batch[0].block, 1, batch[0].buf), "rand write");
+        else
+          Check(pool.WriteBatch(batch), "rand write batch");
         auto z = Clock::now();
-        ds.gen[flat] = g;
         lat[r].push_back(uint32_t(std::min<int64_t>(UINT32_MAX, (z - a).count())));
-        n++;
+        n += qd;
         if (z >= deadline) stop = true;
       }
       ops += n;
@@ -719,7 +732,14 @@ int main(int argc, char** argv) {
     for (uint32_t R : rs) phases.push_back(RandRead(*pool, ds, R, c.rand_seconds));
     // Queue depth from one thread per T: ReadBatch of qd_threads ops (fio's iodepth=32, numjobs=T).
     if (c.qd_threads > 1) phases.push_back(RandRead(*pool, ds, T, c.rand_seconds, c.qd_threads));
-    for (uint32_t R : rs) phases.push_back(RandWrite(*pool, ds, R, c.rand_seconds));
+    // Random writes: T threads at QD 1 (a quarter of the data set at most), 32 x T threads, and
+    // T threads each with WriteBatch calls of qd_threads ops (fio's iodepth=32, numjobs=T). The
+    // caps keep the log space written by the whole run within the pool (no cleaning measured).
+    phases.push_back(RandWrite(*pool, ds, T, c.rand_seconds, ds.Total() / 4));
+    if (c.qd_threads > 1) {
+      phases.push_back(RandWrite(*pool, ds, c.qd_threads * T, c.rand_seconds, ds.Total()));
+      phases.push_back(RandWrite(*pool, ds, T, c.rand_seconds, ds.Total(), c.qd_threads));
+    }
     phases.push_back(VerifySample(*pool, ds, T, 4096));
     std::fprintf(stderr, "astra_bench: threads=%u done\n", T);
   }

@@ -299,17 +299,17 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
   keep_rows_ = uint32_t((kStoredBytesMax + StripeDataBytes() - 1) / StripeDataBytes());
   // Room for: keep_rows_ before disk_pos, every batch in flight, the batch being filled, and
   // one more extent (AppendLocked completes batches early if it ever runs short).
-  seg_buf_bytes_ = ((uint64_t(kWriteBatchesInFlight) + 1) * batch_rows_ + 2 * keep_rows_ + 1) * StripeDataBytes();
+  seg_buf_bytes_ = ((uint64_t(kStripeBatchesInFlight) + 1) * batch_rows_ + 2 * keep_rows_ + 1) * StripeDataBytes();
   for (auto& st : streams_) st.buf = AllocAligned(seg_buf_bytes_);
   sealed_at_.assign(sb_.segments, 0);
   for (auto& b : batches_) {
-    b = std::make_unique<WriteBatch>();
+    b = std::make_unique<StripeBatch>();
     for (uint32_t c = 0; c < w_; c++) b->cols.push_back(AllocAligned(uint64_t(batch_rows_) * chunk_));
     b->reqs.resize(w_);
     b->member_of.assign(w_, UINT32_MAX);
   }
   {
-    // Every data-path device write comes from a WriteBatch's column buffers: register them with
+    // Every data-path device write comes from a StripeBatch's column buffers: register them with
     // each member as fixed buffers (io_uring; no page pinning per I/O). An optimisation only: a
     // member that cannot take them (old kernel, RLIMIT_MEMLOCK) uses plain buffers.
     std::vector<iovec> iov;
@@ -474,9 +474,9 @@ Status PoolImpl::StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrow
                                  OpenSegment* os) {
   assert(nrows >= 1 && nrows <= batch_rows_);
   assert(first_row + nrows <= StripesPerSegment());
-  WriteBatch& b = *batches_[next_batch_];
+  StripeBatch& b = *batches_[next_batch_];
   if (b.busy) ASTRA_RETURN_IF_ERROR(CompleteBatchLocked(b));  // the oldest in flight
-  next_batch_ = (next_batch_ + 1) % kWriteBatchesInFlight;
+  next_batch_ = (next_batch_ + 1) % kStripeBatchesInFlight;
   const uint64_t sdb = StripeDataBytes();
   // Taken after the completion above: it may have moved the stream's buffer.
   if (os) data = os->buf.get() + (uint64_t(first_row) * sdb - os->buf_base);
@@ -512,7 +512,7 @@ Status PoolImpl::StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrow
   return Status::Ok();
 }
 
-Status PoolImpl::CompleteBatchLocked(WriteBatch& b) {
+Status PoolImpl::CompleteBatchLocked(StripeBatch& b) {
   assert(b.busy);
   b.waiter.Wait();
   b.busy = false;
@@ -537,8 +537,8 @@ Status PoolImpl::CompleteBatchLocked(WriteBatch& b) {
 
 Status PoolImpl::DrainWritesLocked() {
   Status result;
-  for (uint32_t i = 0; i < kWriteBatchesInFlight; i++) {
-    WriteBatch* b = batches_[(next_batch_ + i) % kWriteBatchesInFlight].get();
+  for (uint32_t i = 0; i < kStripeBatchesInFlight; i++) {
+    StripeBatch* b = batches_[(next_batch_ + i) % kStripeBatchesInFlight].get();
     if (!b || !b->busy) continue;
     Status s = CompleteBatchLocked(*b);
     if (result.ok()) result = s;
@@ -1520,14 +1520,60 @@ Result<CleanerStats> PoolImpl::CollectGarbage(const ProgressFn& progress) {
 }
 
 Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) {
+  PreparedWrite w;
+  ASTRA_RETURN_IF_ERROR(PrepareWrite(obj, block, count, buf, &w));
+  if (count == 0) return Status::Ok();
+  std::lock_guard<std::mutex> wl(write_mu_);
+  InvalidateOnExit invalidate(readahead_.get(), obj);
+  ASTRA_RETURN_IF_ERROR(WriteLocked(w));
+  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
+  return Status::Ok();
+}
+
+Status PoolImpl::WriteBatch(std::span<WriteOp> ops) {
+  std::vector<PreparedWrite> ws(ops.size());
+  bool any = false;
+  for (size_t i = 0; i < ops.size(); i++) {
+    ops[i].status = PrepareWrite(ops[i].obj, ops[i].block, ops[i].count, ops[i].buf, &ws[i]);
+    any = any || (ops[i].status.ok() && ops[i].count > 0);
+  }
+  if (any) {
+    std::lock_guard<std::mutex> wl(write_mu_);
+    for (size_t i = 0; i < ops.size(); i++) {
+      if (!ops[i].status.ok() || ops[i].count == 0) continue;
+      ops[i].status = WriteLocked(ws[i]);
+      // As Write: the object's readahead is dropped after the change, before we return.
+      if (readahead_) readahead_->Invalidate(ops[i].obj);
+    }
+    if (pending_.size() > JournalBatchTarget()) {
+      // The journal batch that records them failed: none of them is known to be recorded.
+      Status s = FlushLocked();
+      if (!s.ok())
+        for (size_t i = 0; i < ops.size(); i++)
+          if (ops[i].status.ok() && ops[i].count > 0) ops[i].status = s;
+    }
+  }
+  for (const WriteOp& op : ops)
+    if (!op.status.ok()) return op.status;
+  return Status::Ok();
+}
+
+Status PoolImpl::PrepareWrite(ObjectId obj, uint64_t block, uint32_t count, const void* buf, PreparedWrite* w) {
   if (count == 0) return Status::Ok();
   if (count > kBlocksPerIoMax) return Status::InvalidArgument("write of more than 256 blocks");
   if (block > (UINT64_MAX >> 13) - count) return Status::InvalidArgument("block number out of range");
+  if (buf == nullptr) return Status::InvalidArgument("write without a buffer");
   const auto* in = static_cast<const uint8_t*>(buf);
+  w->obj = obj;
+  w->block = block;
+  w->count = count;
+  w->in = in;
   // Outside the writer lock (pure functions of the bytes, so concurrent writers overlap them):
   // zero detection, fingerprints, and compression of the blocks that look new.
-  std::vector<uint8_t> zero(count);
-  std::vector<uint64_t> fps(count, 0);
+  std::vector<uint8_t>& zero = w->zero;
+  std::vector<uint64_t>& fps = w->fps;
+  zero.assign(count, 0);
+  fps.assign(count, 0);
   for (uint32_t i = 0; i < count; i++) {
     const uint8_t* b = in + uint64_t(i) * kBlockBytes;
     zero[i] = IsZeroBlock(b);
@@ -1537,8 +1583,12 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   // earlier block of this write. Runs of consecutive new blocks are compressed together, in
   // frames of up to frame_blocks_ blocks. The index may change before the writer lock is taken:
   // a block that became a duplicate meanwhile is stored anyway (dedup is best effort, never wrong).
-  std::vector<uint8_t> is_new(count, 0);
-  {
+  std::vector<uint8_t>& is_new = w->is_new;
+  is_new.assign(count, 0);
+  if (sb_.dedup) {
+    // Only the dedup index needs the metadata lock: without dedup a writer waiting for the
+    // writer lock does not take it at all (a shared acquisition here against the exclusive ones
+    // of the writer applying its batch made the two threads wake each other, ~10 times per batch).
     std::shared_lock<std::shared_mutex> l(mu_);
     std::vector<uint64_t> seen;
     for (uint32_t i = 0; i < count; i++) {
@@ -1550,11 +1600,13 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       }
       is_new[i] = 1;
     }
+  } else {
+    for (uint32_t i = 0; i < count; i++) is_new[i] = !zero[i];
   }
-  struct Frame { uint32_t first, blocks, len; };  // len 0: store each block raw
-  std::vector<Frame> frames;
-  std::vector<int32_t> frame_of(count, -1);
-  std::unique_ptr<uint8_t[]> packed;
+  std::vector<PreparedWrite::Frame>& frames = w->frames;
+  std::vector<int32_t>& frame_of = w->frame_of;
+  frame_of.assign(count, -1);
+  std::unique_ptr<uint8_t[]>& packed = w->packed;
   const bool compress = sb_.compression == uint8_t(Compression::kZstd);
   {
     BlockCodec* codec = compress ? &ThreadCodec(sb_.compression_level ? sb_.compression_level : 1) : nullptr;
@@ -1565,7 +1617,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       }
       uint32_t n = 1;
       while (n < frame_blocks_ && i + n < count && is_new[i + n]) n++;
-      Frame f{i, n, 0};
+      PreparedWrite::Frame f{i, n, 0};
       if (codec && !packed) packed.reset(new uint8_t[uint64_t(count) * kBlockBytes]);
       if (codec) f.len = codec->CompressFrame(in + uint64_t(i) * kBlockBytes, n, packed.get() + uint64_t(i) * kBlockBytes);
       for (uint32_t j = 0; j < n; j++) frame_of[i + j] = int32_t(frames.size());
@@ -1573,8 +1625,21 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       i += n;
     }
   }
-  std::lock_guard<std::mutex> wl(write_mu_);
-  InvalidateOnExit invalidate(readahead_.get(), obj);
+  return Status::Ok();
+}
+
+Status PoolImpl::WriteLocked(PreparedWrite& w) {
+  const ObjectId obj = w.obj;
+  const uint64_t block = w.block;
+  const uint32_t count = w.count;
+  const uint8_t* in = w.in;
+  const std::vector<uint8_t>& zero = w.zero;
+  const std::vector<uint64_t>& fps = w.fps;
+  const std::vector<uint8_t>& is_new = w.is_new;
+  const std::vector<PreparedWrite::Frame>& frames = w.frames;
+  const std::vector<int32_t>& frame_of = w.frame_of;
+  const std::unique_ptr<uint8_t[]>& packed = w.packed;
+  const bool compress = sb_.compression == uint8_t(Compression::kZstd);
   ASTRA_RETURN_IF_ERROR(CheckWritable());
   {
     // An overwrite frees what it replaces (when nothing else shares it): a full pool still
@@ -1669,11 +1734,8 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       return s;
     }
     for (uint32_t j = 0; j < blocks; j++) {
-      uint32_t id;
-      {
-        std::unique_lock<std::shared_mutex> l(mu_);
-        id = state_.PeekFreeExtentId();
-      }
+      // The free-id list is the writer's alone (write_mu_ is held; readers never look at it).
+      const uint32_t id = state_.PeekFreeExtentId();
       if (id >= kExtentsMax) {
         MetaState::RecMap(&rec, obj, block, ids.data(), first + j);
         ApplyLocked(rec);
@@ -1693,7 +1755,7 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
       continue;
     }
     if (frame_of[i] >= 0) {
-      const Frame& f = frames[frame_of[i]];
+      const PreparedWrite::Frame& f = frames[frame_of[i]];
       if (f.len) {
         ASTRA_RETURN_IF_ERROR(store(f.first, f.blocks, packed.get() + uint64_t(f.first) * kBlockBytes, f.len, kExtentZstd));
       } else {
@@ -1728,7 +1790,6 @@ Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void*
   MetaState::RecMap(&rec, obj, block, ids.data(), count);
   if (zeros) MetaState::RecZeroBlocks(&rec, zeros);
   ApplyLocked(rec);
-  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
   return Status::Ok();
 }
 

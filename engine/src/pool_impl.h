@@ -53,6 +53,7 @@ class PoolImpl final : public Pool {
   // read at once (ReadExtentsBatch), decoded into the ops' buffers. Sets each op's status.
   void ReadDirectMany(std::span<ReadOp* const> ops);
   Status Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) override;
+  Status WriteBatch(std::span<WriteOp> ops) override;
   Status Trim(ObjectId obj, uint64_t block, uint64_t count) override;
   Status CloneRange(ObjectId src, uint64_t src_block, ObjectId dst, uint64_t dst_block,
                     uint64_t count) override;
@@ -97,8 +98,8 @@ class PoolImpl final : public Pool {
   };
   // A batch of full stripes being written: the column buffers (data copied, parity encoded), one
   // request per writable member, and the stream whose rows it carries (nullptr: checkpoint rows).
-  // kWriteBatchesInFlight of them are used round robin, so batches complete in submission order.
-  struct WriteBatch {
+  // kStripeBatchesInFlight of them are used round robin, so batches complete in submission order.
+  struct StripeBatch {
     std::vector<AlignedBuf> cols;  // w_ buffers of batch_rows_ chunks
     std::vector<IoRequest> reqs;   // per column
     std::vector<uint32_t> member_of;  // per column; UINT32_MAX: not written (member unwritable)
@@ -125,14 +126,14 @@ class PoolImpl final : public Pool {
                                                                uint32_t length_bytes, void* buf);
   // Starts the write of `nrows` full stripes of `seg` from row `first_row` (<= batch_rows_;
   // data: nrows x StripeDataBytes(), row-major) and returns without waiting: copies the
-  // data into the next WriteBatch's column buffers (completing that batch first if it is still
+  // data into the next StripeBatch's column buffers (completing that batch first if it is still
   // in flight), encodes parity, submits one request per writable member. With `os`, the data
   // is the stream's buffer at row `first_row` and the batch advances os->disk_pos when it
   // completes; otherwise `data`.
   Status StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrows, const uint8_t* data, OpenSegment* os);
   // Waits for batch `b`; fails the members whose write failed; advances its stream's disk_pos
   // and drops written rows from the stream's buffer (keeping keep_rows_).
-  Status CompleteBatchLocked(WriteBatch& b);
+  Status CompleteBatchLocked(StripeBatch& b);
   // Completes every batch in flight, oldest first; the first error, after all completed.
   Status DrainWritesLocked();
   // Reads whole chunks of one row; missing/failed columns set in `*erased`.
@@ -239,6 +240,26 @@ class PoolImpl final : public Pool {
 
   // Bumps the readahead epoch of `obj` when the mutation in scope ends (after its map change is
   // applied, before the call returns: see readahead.h).
+  // A write's work done before the writer lock (PrepareWrite), applied under it (WriteLocked).
+  struct PreparedWrite {
+    struct Frame { uint32_t first, blocks, len; };  // len 0: store each block raw
+    ObjectId obj = 0;
+    uint64_t block = 0;
+    uint32_t count = 0;
+    const uint8_t* in = nullptr;
+    std::vector<uint8_t> zero;      // per block: all zeros (becomes a hole)
+    std::vector<uint64_t> fps;      // per block: dedup fingerprint (0: none)
+    std::vector<uint8_t> is_new;    // per block: no dedup candidate when prepared
+    std::vector<Frame> frames;      // runs of new blocks, compressed together when it pays
+    std::vector<int32_t> frame_of;  // per block: its frame, or -1
+    std::unique_ptr<uint8_t[]> packed;  // compressed frames, at their first block's offset
+  };
+  // Validates a write and does its lock-free work: zero detection, fingerprints, compression.
+  Status PrepareWrite(ObjectId obj, uint64_t block, uint32_t count, const void* buf, PreparedWrite* w);
+  // Applies a prepared write (write_mu_ held): dedup, appends, the journal record. The caller
+  // invalidates readahead and flushes the journal batch when it is due.
+  Status WriteLocked(PreparedWrite& w);
+
   struct InvalidateOnExit {
     Readahead* ra;
     ObjectId obj;
@@ -270,8 +291,8 @@ class PoolImpl final : public Pool {
   CleanerStats cleaner_;
   // Stripe batches whose writes may be in flight at once (double buffering and more: the
   // devices work on one batch while the writer fills the next). Measured in doc/benchmarks.md.
-  static constexpr uint32_t kWriteBatchesInFlight = 3;
-  std::array<std::unique_ptr<WriteBatch>, kWriteBatchesInFlight> batches_;
+  static constexpr uint32_t kStripeBatchesInFlight = 3;
+  std::array<std::unique_ptr<StripeBatch>, kStripeBatchesInFlight> batches_;
   uint32_t next_batch_ = 0;  // the batch the next StartRowsLocked uses (the oldest, if busy)
   uint32_t batch_rows_ = 0;
   uint32_t keep_rows_ = 1;          // written stripes kept in a stream's buffer before disk_pos

@@ -167,7 +167,29 @@ uint64_t RunCrashSim(uint64_t seed, int cuts_target, uint64_t device_bytes, int 
       for (int op = 0; op < 200 && !failed; op++) {
         uint64_t kind = rnd(100);
         Status s;
-        if (kind < 55) {
+        if (kind < 55 && rnd(3) == 0) {
+          // A WriteBatch of 1-4 writes (overlaps allowed): each applies in order, as Write.
+          const uint64_t nops = 1 + rnd(4);
+          std::vector<std::vector<uint8_t>> bufs(nops);
+          std::vector<std::vector<uint64_t>> tags(nops);
+          std::vector<WriteOp> ops(nops);
+          for (uint64_t j = 0; j < nops; j++) {
+            uint64_t o = 1 + rnd(kObjects), b = rnd(kBlocks), n = 1 + rnd(std::min<uint64_t>(4, kBlocks - b));
+            bufs[j].resize(n * 4096);
+            tags[j].resize(n);
+            for (uint64_t i = 0; i < n; i++) {
+              uint64_t r = rnd(10);
+              tags[j][i] = r == 0 ? 0 : r <= 2 ? 1 + rnd(8) /* duplicates */ : ++tag_counter + 100;
+              FillBlock(&bufs[j][i * 4096], tags[j][i], tags[j][i] % 3 == 0);
+              model.since[{o, b + i}].insert(tags[j][i]);
+            }
+            ops[j] = {o, b, uint32_t(n), bufs[j].data(), {}};
+          }
+          s = pool->WriteBatch(ops);
+          for (uint64_t j = 0; j < nops; j++)
+            if (ops[j].status.ok())
+              for (uint64_t i = 0; i < ops[j].count; i++) model.latest[{ops[j].obj, ops[j].block + i}] = tags[j][i];
+        } else if (kind < 55) {
           uint64_t o = 1 + rnd(kObjects), b = rnd(kBlocks), n = 1 + rnd(std::min<uint64_t>(4, kBlocks - b));
           std::vector<uint8_t> buf(n * 4096);
           std::vector<uint64_t> tags(n);

@@ -2,7 +2,9 @@
 // data reduction, and errors for bad input.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "test_util.h"
 
@@ -139,6 +141,114 @@ TEST(PoolTest, ReadBatchReadsEveryOpAsReadDoes) {
   FillBlock(want, 3001);
   EXPECT_EQ(0, memcmp(want, buf.data(), 4096));
   EXPECT_TRUE(p->ReadBatch({}).ok());
+}
+
+// WriteBatch applies every op as Write() would, in order: random batches of overlapping ops in
+// several objects, with zero blocks (holes), compressible blocks and repeated blocks (dedup),
+// checked block by block against a model after every batch, after a reopen, and by fsck; bad ops
+// fail alone; four threads batch into their own objects at once.
+TEST(PoolTest, WriteBatchAppliesEveryOpAsWriteDoes) {
+  MemPool mp(6);
+  auto p = FormatAndOpen(mp);
+  ASSERT_TRUE(p);
+  std::map<std::pair<ObjectId, uint64_t>, uint64_t> model;  // block -> tag (absent: zeros)
+  auto expect_all = [&](Pool& pool, const char* when) {
+    for (ObjectId obj = 1; obj <= 3; obj++)
+      for (uint64_t b = 0; b < 80; b++) {
+        auto it = model.find({obj, b});
+        uint8_t want[4096], got[4096];
+        FillBlock(want, it == model.end() ? 0 : it->second, it != model.end() && it->second % 3 == 0);
+        ASSERT_TRUE(pool.Read(obj, b, 1, got).ok());
+        ASSERT_EQ(0, memcmp(want, got, 4096)) << when << ": object " << obj << " block " << b;
+      }
+  };
+  std::mt19937_64 rng(TestSeed(11));
+  for (int round = 0; round < 30; round++) {
+    std::vector<WriteOp> ops(1 + rng() % 32);
+    std::vector<std::vector<uint8_t>> bufs(ops.size());
+    for (size_t i = 0; i < ops.size(); i++) {
+      ops[i].obj = 1 + rng() % 3;
+      ops[i].block = rng() % 72;
+      ops[i].count = 1 + uint32_t(rng() % 8);
+      bufs[i].assign(ops[i].count * 4096ull + 1, 0);
+      for (uint32_t j = 0; j < ops[i].count; j++) {
+        // Tags from a small range repeat (dedup candidates); tag 0 is a zero block (a hole).
+        const uint64_t tag = rng() % 5 == 0 ? 0 : 1 + rng() % 200;
+        FillBlock(bufs[i].data() + 1 + j * 4096ull, tag, tag % 3 == 0);
+        if (tag) model[{ops[i].obj, ops[i].block + j}] = tag;
+        else model.erase({ops[i].obj, ops[i].block + j});
+      }
+      ops[i].buf = bufs[i].data() + 1;  // unaligned on purpose
+    }
+    Status s = p->WriteBatch(ops);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    for (const WriteOp& op : ops) ASSERT_TRUE(op.status.ok()) << op.status.ToString();
+    expect_all(*p, "after a batch");
+    if (round % 10 == 9) {
+      ASSERT_TRUE(p->Flush().ok());
+    }
+  }
+  // Bad ops fail alone; the good ones around them are applied.
+  uint8_t b1[4096], b2[4096];
+  FillBlock(b1, 901);
+  FillBlock(b2, 902);
+  std::vector<uint8_t> big(257 * 4096ull, 1);
+  std::vector<WriteOp> ops = {{1, 0, 1, b1, {}}, {1, 1, 257, big.data(), {}}, {2, UINT64_MAX - 1, 1, b1, {}},
+                              {2, 0, 1, nullptr, {}}, {3, 0, 1, b2, {}}, {3, 1, 0, nullptr, {}}};
+  Status s = p->WriteBatch(ops);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_TRUE(ops[0].status.ok()) << ops[0].status.ToString();
+  EXPECT_TRUE(ops[1].status.IsInvalidArgument()) << ops[1].status.ToString();
+  EXPECT_TRUE(ops[2].status.IsInvalidArgument()) << ops[2].status.ToString();
+  EXPECT_TRUE(ops[3].status.IsInvalidArgument()) << ops[3].status.ToString();
+  EXPECT_TRUE(ops[4].status.ok()) << ops[4].status.ToString();
+  EXPECT_TRUE(ops[5].status.ok()) << ops[5].status.ToString();  // an empty op is nothing to do
+  model[{1, 0}] = 901;
+  model[{3, 0}] = 902;
+  expect_all(*p, "after a batch with bad ops");
+  EXPECT_TRUE(p->WriteBatch({}).ok());
+
+  // Four threads, each batching into its own object (10 + t), at once.
+  std::vector<std::thread> th;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; t++)
+    th.emplace_back([&, t] {
+      std::vector<uint8_t> data(16 * 4096);
+      for (int round = 0; round < 20; round++) {
+        std::vector<WriteOp> ops;
+        for (uint32_t j = 0; j < 16; j++) {
+          FillBlock(data.data() + j * 4096ull, 100000 + t * 10000 + round * 100 + j);
+          ops.push_back({ObjectId(10 + t), (round * 7 + j * 5) % 64, 1, data.data() + j * 4096ull, {}});
+        }
+        if (!p->WriteBatch(ops).ok()) bad++;
+      }
+    });
+  for (auto& x : th) x.join();
+  ASSERT_EQ(bad.load(), 0);
+  // Each thread's batches in order, each batch's ops in order: the last write of a block wins.
+  std::map<std::pair<ObjectId, uint64_t>, uint64_t> threads_model;
+  for (int t = 0; t < 4; t++)
+    for (int round = 0; round < 20; round++)
+      for (uint32_t j = 0; j < 16; j++)
+        threads_model[{ObjectId(10 + t), (round * 7 + j * 5) % 64}] = 100000 + t * 10000 + round * 100 + j;
+  auto expect_threads = [&](Pool& pool) {
+    for (auto& [k, tag] : threads_model) {
+      uint8_t want[4096], got[4096];
+      FillBlock(want, tag);
+      ASSERT_TRUE(pool.Read(k.first, k.second, 1, got).ok());
+      ASSERT_EQ(0, memcmp(want, got, 4096)) << "object " << k.first << " block " << k.second;
+    }
+  };
+  expect_threads(*p);
+  ASSERT_TRUE(p->Flush().ok());
+  ASSERT_TRUE(p->Close().ok());
+  auto q = OpenOk(mp);
+  ASSERT_TRUE(q);
+  expect_all(*q, "after a reopen");
+  expect_threads(*q);
+  auto rep = q->Check(false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean()) << (rep->problems.empty() ? "" : rep->problems[0]);
 }
 
 // With a member failed, a batch still returns every block (rebuilt from the other chunks).

@@ -197,6 +197,16 @@ struct ReadOp {
   Status status;
 };
 
+// One write of a WriteBatch: `count` blocks of `obj` from `block`, taken from `buf` (count * 4096
+// bytes, no alignment required). `status` is the result, set by WriteBatch.
+struct WriteOp {
+  ObjectId obj = 0;
+  uint64_t block = 0;
+  uint32_t count = 0;   // blocks, 0..kBlocksPerIoMax (0: nothing to do)
+  const void* buf = nullptr;
+  Status status;
+};
+
 class Pool {
  public:
   virtual ~Pool() = default;
@@ -233,6 +243,17 @@ class Pool {
   // Writes `count` blocks (count <= kBlocksPerIoMax). Zero blocks become holes. kNoSpace when
   // the pool is full (nothing already stored is touched); kReadOnly after a fatal device error.
   virtual Status Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) = 0;
+  // Applies a batch of writes (any objects; overlapping ops apply in order, the later one wins),
+  // each as Write() would, with one acquisition of the writer lock for the whole batch: one
+  // caller's queue depth of writes (random 4 KiB writes at queue depth N are one WriteBatch of N
+  // one-block ops), without a thread per write or a lock hand-off per write. The lock-free work
+  // (zero detection, fingerprints, compression) of every op is done first. Durable, like Write,
+  // once a later Flush completes. Sets every op's status; returns Ok when all succeeded, else
+  // the first failed op's error (kInvalidArgument for an op of more than kBlocksPerIoMax blocks
+  // or out of range: that op alone; kNoSpace, kReadOnly as Write: that op and, as the pool is
+  // then full or read-only, usually the ones after it). An empty batch is Ok. Thread safety: any
+  // thread, concurrently with every other call.
+  virtual Status WriteBatch(std::span<WriteOp> ops) = 0;
   // Drops `count` blocks (they read as zeros afterwards).
   virtual Status Trim(ObjectId obj, uint64_t block, uint64_t count) = 0;
   // Makes dst[dst_block..+count) share src's extents (copy_file_range); dst's old blocks dropped.
