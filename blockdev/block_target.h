@@ -43,6 +43,13 @@ class BlockTarget {
   virtual void ServeReads(std::span<const BlockRequest> reqs, uint8_t* const* bufs, int* results) {
     for (size_t i = 0; i < reqs.size(); i++) results[i] = Serve(reqs[i], bufs[i]);
   }
+  // Serves a batch of kWrite requests at once (the queue's pending writes, which the kernel had
+  // in flight together, so their order among themselves is free): results[i] as Serve() would
+  // return for reqs[i] from bufs[i]. The default serves them one by one, in order. Same
+  // thread-safety rules as Serve().
+  virtual void ServeWrites(std::span<const BlockRequest> reqs, uint8_t* const* bufs, int* results) {
+    for (size_t i = 0; i < reqs.size(); i++) results[i] = Serve(reqs[i], bufs[i]);
+  }
 };
 
 }  // namespace astra::ublk

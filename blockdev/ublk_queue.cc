@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
@@ -260,29 +261,39 @@ bool UblkQueue::IsRead(uint16_t tag) const {
   return static_cast<BlockOp>(ublksrv_get_op(&d)) == BlockOp::kRead;
 }
 
+bool UblkQueue::IsWrite(uint16_t tag) const {
+  const ublksrv_io_desc& d = descs_[tag];
+  return static_cast<BlockOp>(ublksrv_get_op(&d)) == BlockOp::kWrite;
+}
+
 void UblkQueue::WorkerThread() {
-  std::vector<uint16_t> reads;
-  reads.reserve(kReadBatchMax);
+  std::vector<uint16_t> reads;  // a batch of reads, or of writes (`writes`)
+  reads.reserve(std::max(kReadBatchMax, kWriteBatchMax));
   for (;;) {
     uint16_t tag;
+    bool writes = false;
     reads.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
       work_cv_.wait(lock, [&] { return stop_workers_ || !pending_.empty(); });
       if (pending_.empty()) return;
       tag = pending_.front();
-      if (IsRead(tag)) {
-        // Every pending read, up to kReadBatchMax, in fetch order; the rest stay pending.
+      writes = IsWrite(tag);
+      if (IsRead(tag) || writes) {
+        // Every pending request of the front one's kind (READ or WRITE), up to the batch limit,
+        // in fetch order; the rest stay pending. Requests the kernel has in flight together
+        // carry no order among themselves.
+        const uint32_t max = writes ? kWriteBatchMax : kReadBatchMax;
         size_t kept = 0;
         for (size_t i = 0; i < pending_.size(); i++) {
-          if (reads.size() < kReadBatchMax && IsRead(pending_[i])) {
+          if (reads.size() < max && (writes ? IsWrite(pending_[i]) : IsRead(pending_[i]))) {
             reads.push_back(pending_[i]);
           } else {
             pending_[kept++] = pending_[i];
           }
         }
         pending_.resize(kept);
-        if (!pending_.empty()) work_cv_.notify_one();  // writes behind the reads: another worker
+        if (!pending_.empty()) work_cv_.notify_one();  // other kinds behind them: another worker
       } else {
         pending_.erase(pending_.begin());  // depth is small; a deque would allocate
       }
@@ -291,7 +302,8 @@ void UblkQueue::WorkerThread() {
       ServeTag(tag);
       served_ns_[tag] = MonotonicNs();
     } else {
-      ServeReadTags(reads);
+      if (writes) ServeWriteTags(reads);
+      else ServeReadTags(reads);
       const uint64_t now = MonotonicNs();
       for (uint16_t t : reads) served_ns_[t] = now;
     }
@@ -357,6 +369,54 @@ void UblkQueue::ServeReadTags(const std::vector<uint16_t>& tags) {
   // average (sum / requests) counts a batch's time once for all of its requests.
   stats_.target_ns.fetch_add(t2 - t1, std::memory_order_relaxed);
   stats_.copy_ns.fetch_add((t1 - t0) + (MonotonicNs() - t2), std::memory_order_relaxed);
+}
+
+void UblkQueue::ServeWriteTags(const std::vector<uint16_t>& tags) {
+  if (tags.size() == 1) return ServeTag(tags[0]);
+  const uint64_t t0 = MonotonicNs();
+  std::vector<BlockRequest> reqs(tags.size());
+  std::vector<int> results(tags.size(), 0);
+  std::vector<BlockRequest> valid;  // within max_io_bytes, data copied in (the others fail alone)
+  std::vector<uint8_t*> valid_bufs;
+  std::vector<size_t> valid_of;
+  for (size_t i = 0; i < tags.size(); i++) {
+    const ublksrv_io_desc d = descs_[tags[i]];  // stable while we own the tag
+    reqs[i].op = BlockOp::kWrite;
+    reqs[i].flags = ublksrv_get_flags(&d);
+    reqs[i].offset_bytes = d.start_sector << 9;
+    reqs[i].length_bytes = static_cast<uint64_t>(d.nr_sectors) << 9;
+    uint8_t* buf = TagBuffer(tags[i]);
+    if (reqs[i].length_bytes > cfg_.max_io_bytes) {
+      results[i] = -EINVAL;  // the kernel honours max_sectors; never expected
+      continue;
+    }
+    if (cfg_.user_copy &&
+        !CopyAll(false, cfg_.cdev_fd, buf, reqs[i].length_bytes, UserCopyPos(cfg_.queue_id, tags[i], 0))) {
+      results[i] = -EIO;
+      continue;
+    }
+    valid.push_back(reqs[i]);
+    valid_bufs.push_back(buf);
+    valid_of.push_back(i);
+  }
+  std::vector<int> vres(valid.size(), 0);
+  const uint64_t t1 = MonotonicNs();
+  if (!valid.empty()) target_->ServeWrites(valid, valid_bufs.data(), vres.data());
+  const uint64_t t2 = MonotonicNs();
+  for (size_t j = 0; j < valid.size(); j++) results[valid_of[j]] = vres[j];
+  for (size_t i = 0; i < tags.size(); i++) {
+    const uint16_t tag = tags[i];
+    const int r = results[i];
+    const int32_t result = r < 0 ? r : static_cast<int32_t>(reqs[i].length_bytes);
+    stats_.dispatch_ns.fetch_add(t0 - fetched_ns_[tag], std::memory_order_relaxed);
+    stats_.requests.fetch_add(1, std::memory_order_relaxed);
+    if (result < 0) stats_.errors.fetch_add(1, std::memory_order_relaxed);
+    if (result > 0) stats_.bytes_written.fetch_add(result);
+    results_[tag] = result;
+  }
+  // As ServeReadTags: the batch's engine time and copies, added once.
+  stats_.target_ns.fetch_add(t2 - t1, std::memory_order_relaxed);
+  stats_.copy_ns.fetch_add(t1 - t0, std::memory_order_relaxed);
 }
 
 void UblkQueue::ServeTag(uint16_t tag) {

@@ -39,8 +39,9 @@ inline constexpr uint16_t kQueueDepthMax = 1024;
 inline constexpr uint16_t kQueuesMax = 16;
 inline constexpr uint32_t kWorkersPerQueueMax = 16;
 inline constexpr uint32_t kIoBytesMax = 1u << 20;
-// Pending READ requests a worker takes at once and serves as one engine batch.
+// Pending READ (or WRITE) requests a worker takes at once and serves as one engine batch.
 inline constexpr uint32_t kReadBatchMax = 32;
+inline constexpr uint32_t kWriteBatchMax = 32;
 
 struct QueueConfig {
   uint16_t queue_id = 0;
@@ -99,7 +100,11 @@ class UblkQueue {
   // Serves read tags together (BlockTarget::ServeReads: one engine batch), then copies each one's
   // data out and records its result and stats as ServeTag does.
   void ServeReadTags(const std::vector<uint16_t>& tags);
+  // Serves write tags together (their data copied in first when user-copy), through
+  // BlockTarget::ServeWrites: one engine batch.
+  void ServeWriteTags(const std::vector<uint16_t>& tags);
   bool IsRead(uint16_t tag) const;
+  bool IsWrite(uint16_t tag) const;
   uint8_t* TagBuffer(uint16_t tag) const;
 
   const QueueConfig cfg_;

@@ -150,6 +150,43 @@ void VolumeTarget::ServeReads(std::span<const ublk::BlockRequest> reqs, uint8_t*
     results[op_of[j]] = ops[j].status.ok() ? 0 : Fail("read", reqs[op_of[j]], ops[j].status);
 }
 
+void VolumeTarget::ServeWrites(std::span<const ublk::BlockRequest> reqs, uint8_t* const* bufs,
+                               int* results) {
+  std::vector<WriteOp> ops;
+  std::vector<size_t> op_of;  // request index of each op
+  ops.reserve(reqs.size());
+  bool fua = false;
+  for (size_t i = 0; i < reqs.size(); i++) {
+    const ublk::BlockRequest& r = reqs[i];
+    const bool whole = logical_block_bytes_ == kBlockBytes && r.op == ublk::BlockOp::kWrite &&
+                       r.length_bytes > 0 && r.offset_bytes % kBlockBytes == 0 &&
+                       r.length_bytes % kBlockBytes == 0 &&
+                       r.length_bytes <= uint64_t(kBlocksPerIoMax) * kBlockBytes &&
+                       r.offset_bytes <= size_bytes_ && r.length_bytes <= size_bytes_ - r.offset_bytes;
+    if (!whole) {
+      results[i] = Serve(r, bufs[i]);  // its own checks, locks and errors
+      continue;
+    }
+    ops.push_back({object_, r.offset_bytes / kBlockBytes, uint32_t(r.length_bytes / kBlockBytes), bufs[i], {}});
+    op_of.push_back(i);
+    fua = fua || (r.flags & ublk::kBlockFlagFua);
+  }
+  if (ops.empty()) return;
+  (void)pool_->WriteBatch(ops);  // every op's own status below
+  Status flushed;
+  if (fua) flushed = pool_->Flush();  // one flush makes every FUA write of the batch durable
+  for (size_t j = 0; j < ops.size(); j++) {
+    const ublk::BlockRequest& r = reqs[op_of[j]];
+    if (!ops[j].status.ok()) {
+      results[op_of[j]] = Fail("write", r, ops[j].status);
+    } else if ((r.flags & ublk::kBlockFlagFua) && !flushed.ok()) {
+      results[op_of[j]] = Fail("FUA flush", r, flushed);
+    } else {
+      results[op_of[j]] = 0;
+    }
+  }
+}
+
 int VolumeTarget::Serve(const ublk::BlockRequest& req, uint8_t* buf) {
   using ublk::BlockOp;
   if (req.op == BlockOp::kFlush) {

@@ -39,6 +39,11 @@ class VolumeTarget final : public ublk::BlockTarget {
   // Reads of whole 4 KiB blocks inside the volume go to the engine as one Pool::ReadBatch (all
   // in flight at once); the others (512-byte-aligned edges, out of range) through Serve().
   void ServeReads(std::span<const ublk::BlockRequest> reqs, uint8_t* const* bufs, int* results) override;
+  // On a 4096-byte device, writes of whole blocks inside the volume go to the engine as one
+  // Pool::WriteBatch (one writer-lock acquisition), with one Flush after it when any of them is
+  // FUA; the others (out of range, and every write of a 512-byte device, whose partial blocks
+  // are read-modify-written under range locks) through Serve().
+  void ServeWrites(std::span<const ublk::BlockRequest> reqs, uint8_t* const* bufs, int* results) override;
   uint64_t errors() const { return errors_.load(); }
   uint32_t logical_block_bytes() const { return logical_block_bytes_; }
   const VolumeTargetStats& stats() const { return stats_; }

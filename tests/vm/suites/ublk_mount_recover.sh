@@ -48,10 +48,10 @@ fio --name=ref --filename="$dev" --ioengine=io_uring --direct=1 --rw=write --bs=
 
 step "fio O_SYNC random writes with verify on $dev; kill -9 astrafs-mount mid-run"
 fio --name=crash --filename="$dev" --ioengine=io_uring --direct=1 --sync=1 --rw=randwrite \
-    --bs=4k --size=4M --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+    --bs=4k --size=64M --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 \
     --verify_state_save=0 --output-format=terse --terse-version=3 > /tmp/crash.terse 2>&1 &
 fio_pid=$!
-sleep 3
+sleep 2
 kill -0 $fio_pid 2>/dev/null || { cat /tmp/crash.terse; fail "fio finished before the kill"; }
 old_pid=$MOUNT_PID
 echo "killing astrafs-mount $old_pid"

@@ -14,12 +14,14 @@ fio --name=ref --filename="$dev" --ioengine=io_uring --direct=1 --rw=write --bs=
 step "fio O_SYNC random writes with verify in the background; kill -9 the server mid-run"
 # sync=1: every write completes only once durable (FUA), so everything fio has seen complete must
 # survive the server's death; verification runs after the write phase, on the recovered server.
+# 64 MiB: O_SYNC writes at QD 32 are batched (one engine flush per batch), and 4 MiB took under
+# a second, finishing before the kill.
 fio --name=crash --filename="$dev" --ioengine=io_uring --direct=1 --sync=1 --rw=randwrite \
-    --bs=4k --size=4M --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+    --bs=4k --size=64M --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 \
     --verify_state_save=0 --output-format=terse --terse-version=3 > /tmp/crash.terse 2>&1 &
 fio_pid=$!
 pid=$(ublk list | awk -v d="$dev" '$2 == d { print $6 }')
-sleep 3
+sleep 2
 kill -0 $fio_pid 2>/dev/null || { cat /tmp/crash.terse; fail "fio finished before the kill: make it longer"; }
 echo "killing server $pid"
 kill -9 "$pid"
