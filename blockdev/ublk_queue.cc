@@ -302,8 +302,7 @@ void UblkQueue::WorkerThread() {
       ServeTag(tag);
       served_ns_[tag] = MonotonicNs();
     } else {
-      if (writes) ServeWriteTags(reads);
-      else ServeReadTags(reads);
+      ServeBatchTags(reads, writes ? BlockOp::kWrite : BlockOp::kRead);
       const uint64_t now = MonotonicNs();
       for (uint16_t t : reads) served_ns_[t] = now;
     }
@@ -323,18 +322,22 @@ void UblkQueue::WorkerThread() {
   }
 }
 
-void UblkQueue::ServeReadTags(const std::vector<uint16_t>& tags) {
+void UblkQueue::ServeBatchTags(const std::vector<uint16_t>& tags, BlockOp op) {
+  assert(op == BlockOp::kRead || op == BlockOp::kWrite);
   if (tags.size() == 1) return ServeTag(tags[0]);
+  const bool read = op == BlockOp::kRead;
   const uint64_t t0 = MonotonicNs();
   std::vector<BlockRequest> reqs(tags.size());
   std::vector<uint8_t*> bufs(tags.size());
   std::vector<int> results(tags.size(), 0);
-  std::vector<BlockRequest> valid;  // requests within max_io_bytes (the others fail alone)
+  // Requests within max_io_bytes (and, for writes, whose data was copied in): the others fail
+  // alone.
+  std::vector<BlockRequest> valid;
   std::vector<uint8_t*> valid_bufs;
   std::vector<size_t> valid_of;
   for (size_t i = 0; i < tags.size(); i++) {
     const ublksrv_io_desc d = descs_[tags[i]];  // stable while we own the tag
-    reqs[i].op = BlockOp::kRead;
+    reqs[i].op = op;
     reqs[i].flags = ublksrv_get_flags(&d);
     reqs[i].offset_bytes = d.start_sector << 9;
     reqs[i].length_bytes = static_cast<uint64_t>(d.nr_sectors) << 9;
@@ -343,80 +346,40 @@ void UblkQueue::ServeReadTags(const std::vector<uint16_t>& tags) {
       results[i] = -EINVAL;  // the kernel honours max_sectors; never expected
       continue;
     }
+    if (!read && cfg_.user_copy &&
+        !CopyAll(false, cfg_.cdev_fd, bufs[i], reqs[i].length_bytes, UserCopyPos(cfg_.queue_id, tags[i], 0))) {
+      results[i] = -EIO;
+      continue;
+    }
     valid.push_back(reqs[i]);
     valid_bufs.push_back(bufs[i]);
     valid_of.push_back(i);
   }
   std::vector<int> vres(valid.size(), 0);
   const uint64_t t1 = MonotonicNs();
-  if (!valid.empty()) target_->ServeReads(valid, valid_bufs.data(), vres.data());
+  if (!valid.empty()) {
+    if (read) target_->ServeReads(valid, valid_bufs.data(), vres.data());
+    else target_->ServeWrites(valid, valid_bufs.data(), vres.data());
+  }
   const uint64_t t2 = MonotonicNs();
   for (size_t j = 0; j < valid.size(); j++) results[valid_of[j]] = vres[j];
   for (size_t i = 0; i < tags.size(); i++) {
     const uint16_t tag = tags[i];
     int r = results[i];
-    if (r == 0 && cfg_.user_copy &&
+    if (read && r == 0 && cfg_.user_copy &&
         !CopyAll(true, cfg_.cdev_fd, bufs[i], reqs[i].length_bytes, UserCopyPos(cfg_.queue_id, tag, 0)))
       r = -EIO;
     const int32_t result = r < 0 ? r : static_cast<int32_t>(reqs[i].length_bytes);
     stats_.dispatch_ns.fetch_add(t0 - fetched_ns_[tag], std::memory_order_relaxed);
     stats_.requests.fetch_add(1, std::memory_order_relaxed);
     if (result < 0) stats_.errors.fetch_add(1, std::memory_order_relaxed);
-    if (result > 0) stats_.bytes_read.fetch_add(result);
+    if (result > 0) (read ? stats_.bytes_read : stats_.bytes_written).fetch_add(result);
     results_[tag] = result;
   }
   // The batch's engine time and copies, added once: the sums stay time spent, so a per-request
   // average (sum / requests) counts a batch's time once for all of its requests.
   stats_.target_ns.fetch_add(t2 - t1, std::memory_order_relaxed);
   stats_.copy_ns.fetch_add((t1 - t0) + (MonotonicNs() - t2), std::memory_order_relaxed);
-}
-
-void UblkQueue::ServeWriteTags(const std::vector<uint16_t>& tags) {
-  if (tags.size() == 1) return ServeTag(tags[0]);
-  const uint64_t t0 = MonotonicNs();
-  std::vector<BlockRequest> reqs(tags.size());
-  std::vector<int> results(tags.size(), 0);
-  std::vector<BlockRequest> valid;  // within max_io_bytes, data copied in (the others fail alone)
-  std::vector<uint8_t*> valid_bufs;
-  std::vector<size_t> valid_of;
-  for (size_t i = 0; i < tags.size(); i++) {
-    const ublksrv_io_desc d = descs_[tags[i]];  // stable while we own the tag
-    reqs[i].op = BlockOp::kWrite;
-    reqs[i].flags = ublksrv_get_flags(&d);
-    reqs[i].offset_bytes = d.start_sector << 9;
-    reqs[i].length_bytes = static_cast<uint64_t>(d.nr_sectors) << 9;
-    uint8_t* buf = TagBuffer(tags[i]);
-    if (reqs[i].length_bytes > cfg_.max_io_bytes) {
-      results[i] = -EINVAL;  // the kernel honours max_sectors; never expected
-      continue;
-    }
-    if (cfg_.user_copy &&
-        !CopyAll(false, cfg_.cdev_fd, buf, reqs[i].length_bytes, UserCopyPos(cfg_.queue_id, tags[i], 0))) {
-      results[i] = -EIO;
-      continue;
-    }
-    valid.push_back(reqs[i]);
-    valid_bufs.push_back(buf);
-    valid_of.push_back(i);
-  }
-  std::vector<int> vres(valid.size(), 0);
-  const uint64_t t1 = MonotonicNs();
-  if (!valid.empty()) target_->ServeWrites(valid, valid_bufs.data(), vres.data());
-  const uint64_t t2 = MonotonicNs();
-  for (size_t j = 0; j < valid.size(); j++) results[valid_of[j]] = vres[j];
-  for (size_t i = 0; i < tags.size(); i++) {
-    const uint16_t tag = tags[i];
-    const int r = results[i];
-    const int32_t result = r < 0 ? r : static_cast<int32_t>(reqs[i].length_bytes);
-    stats_.dispatch_ns.fetch_add(t0 - fetched_ns_[tag], std::memory_order_relaxed);
-    stats_.requests.fetch_add(1, std::memory_order_relaxed);
-    if (result < 0) stats_.errors.fetch_add(1, std::memory_order_relaxed);
-    if (result > 0) stats_.bytes_written.fetch_add(result);
-    results_[tag] = result;
-  }
-  // As ServeReadTags: the batch's engine time and copies, added once.
-  stats_.target_ns.fetch_add(t2 - t1, std::memory_order_relaxed);
-  stats_.copy_ns.fetch_add(t1 - t0, std::memory_order_relaxed);
 }
 
 void UblkQueue::ServeTag(uint16_t tag) {

@@ -97,12 +97,10 @@ class UblkQueue {
   void PrepIoCmd(IoCmd cmd, uint16_t tag, int32_t result);
   void PrepWakeupRead();
   void ServeTag(uint16_t tag);
-  // Serves read tags together (BlockTarget::ServeReads: one engine batch), then copies each one's
-  // data out and records its result and stats as ServeTag does.
-  void ServeReadTags(const std::vector<uint16_t>& tags);
-  // Serves write tags together (their data copied in first when user-copy), through
-  // BlockTarget::ServeWrites: one engine batch.
-  void ServeWriteTags(const std::vector<uint16_t>& tags);
+  // Serves tags of one kind together as one engine batch: kRead through BlockTarget::ServeReads
+  // (then each one's data is copied out), kWrite through ServeWrites (each one's data copied in
+  // first); records results and stats as ServeTag does.
+  void ServeBatchTags(const std::vector<uint16_t>& tags, BlockOp op);
   bool IsRead(uint16_t tag) const;
   bool IsWrite(uint16_t tag) const;
   uint8_t* TagBuffer(uint16_t tag) const;

@@ -425,6 +425,22 @@ TEST_F(TempFileTest, ConcurrentBatchesFromFourThreadsVerifyContent) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+// Fills `bytes` (a multiple of 1 MiB) with FillPattern(seed) and writes them at offset 0 of each
+// device; returns the pattern, or nullptr (with a test failure) when a write fails.
+AlignedBuf WritePatternTo(std::initializer_list<Device*> devs, uint64_t bytes, uint32_t seed) {
+  AlignedBuf w = AllocAligned(bytes);
+  FillPattern(w.get(), bytes, seed);
+  for (Device* d : devs)
+    for (uint64_t off = 0; off < bytes; off += kMiB) {
+      Status s = d->Write(off, w.get() + off, kMiB);
+      if (!s.ok()) {
+        ADD_FAILURE() << d->info().path << ": " << s.ToString();
+        return nullptr;
+      }
+    }
+  return w;
+}
+
 // ReadAll: a batch larger than the thread's ring (128 entries), mixing a file (read on the
 // caller's own ring) and a MemDevice (through Submit), from four threads at once (four rings);
 // every byte verified. Bad requests fail alone with clear errors.
@@ -509,12 +525,8 @@ TEST_F(TempFileTest, ReadAllOnDoneSeesEachRequestCompleteOnce) {
   auto file = MustOpen(8 * kMiB);
   ASSERT_NE(file, nullptr);
   auto mem = NewMemDevice(8 * kMiB);
-  AlignedBuf w = AllocAligned(8 * kMiB);
-  FillPattern(w.get(), 8 * kMiB, 23);
-  for (uint64_t off = 0; off < 8 * kMiB; off += kMiB) {
-    ASSERT_TRUE(file->Write(off, w.get() + off, kMiB).ok());
-    ASSERT_TRUE(mem->Write(off, w.get() + off, kMiB).ok());
-  }
+  AlignedBuf w = WritePatternTo({file.get(), mem.get()}, 8 * kMiB, 23);
+  ASSERT_NE(w, nullptr);
   struct Ctx {
     std::thread::id caller;
     std::vector<IoRequest>* reqs;
@@ -575,12 +587,8 @@ TEST_F(TempFileTest, ReadAllScatterReadsVerifyContent) {
   auto file = MustOpen(4 * kMiB);
   ASSERT_NE(file, nullptr);
   auto mem = NewMemDevice(4 * kMiB);
-  AlignedBuf w = AllocAligned(4 * kMiB);
-  FillPattern(w.get(), 4 * kMiB, 11);
-  for (uint64_t off = 0; off < 4 * kMiB; off += kMiB) {
-    ASSERT_TRUE(file->Write(off, w.get() + off, kMiB).ok());
-    ASSERT_TRUE(mem->Write(off, w.get() + off, kMiB).ok());
-  }
+  AlignedBuf w = WritePatternTo({file.get(), mem.get()}, 4 * kMiB, 11);
+  ASSERT_NE(w, nullptr);
   for (Device* d : {file.get(), mem.get()}) {
     AlignedBuf out = AllocAligned(16 * 4096);
     std::memset(out.get(), 0, 16 * 4096);
