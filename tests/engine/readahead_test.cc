@@ -109,6 +109,20 @@ TEST_F(ReadaheadTest, WriteIntoAPrefetchedWindowIsSeenByTheNextRead) {
   ReadAndCheck(*p_, kObj, 96, 128, [](uint64_t b) { return b >= 100 && b < 140 ? 5000 + b : 1 + b; });
 }
 
+TEST_F(ReadaheadTest, WriteBatchIntoAPrefetchedWindowIsSeenByTheNextRead) {
+  StartStreamAt(0);
+  // Two ops of one batch land in the window (another object's op rides along).
+  uint8_t a[2 * 4096], b[4096], c[4096];
+  FillBlock(a, 7000 + 101);
+  FillBlock(a + 4096, 7000 + 102);
+  FillBlock(b, 7000 + 200);
+  FillBlock(c, 12345);
+  std::vector<WriteOp> ops = {{kObj, 101, 2, a, {}}, {9, 0, 1, c, {}}, {kObj, 200, 1, b, {}}};
+  ASSERT_TRUE(p_->WriteBatch(ops).ok());
+  ReadAndCheck(*p_, kObj, 96, 128,
+               [](uint64_t b) { return b == 101 || b == 102 || b == 200 ? 7000 + b : 1 + b; });
+}
+
 TEST_F(ReadaheadTest, TrimIntoAPrefetchedWindowIsSeenByTheNextRead) {
   StartStreamAt(0);
   ASSERT_TRUE(p_->Trim(kObj, 96, 8).ok());
