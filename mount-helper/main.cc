@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
   }
   astra::OpenOptions oo;
   oo.read_only = a.read_only;
+  oo.read_poll_us = a.poll_us;  // one knob: FUSE workers and member reads poll alike
   auto pool = astra::Pool::Open(std::move(members), oo);
   if (!pool.ok()) {
     spdlog::error("cannot open the pool on {}: {}", fsname, pool.status().ToString());
