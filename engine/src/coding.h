@@ -42,6 +42,8 @@ class Encoder {
   // u32 length + bytes
   void Str(std::string_view s) { U32(uint32_t(s.size())); Bytes(s.data(), s.size()); }
   size_t size() const { return buf_.size(); }
+  // Room for `n` more bytes at once (an encoder of known size grows without copying itself).
+  void Reserve(size_t n) { buf_.reserve(buf_.size() + n); }
   std::vector<uint8_t>& buf() { return buf_; }
   void Clear() { buf_.clear(); }
 

@@ -413,6 +413,10 @@ uint64_t MetaState::MemoryBytes() const {
 // ---------------- checkpoint image ----------------
 
 void MetaState::Serialize(Encoder* e) const {
+  // The image's size is known but for the catalogue's part: reserved at once, the buffer is not
+  // copied as it grows.
+  e->Reserve(64 + segs_.size() * 6 + used_extents_ * 31 + map_.blocks() * 5 + map_.runs() * 16 +
+             catalog_.size() * 64);
   e->U32(kCheckpointMagic);
   e->U32(kCheckpointVersion);
   e->U64(next_id_);
@@ -429,19 +433,30 @@ void MetaState::Serialize(Encoder* e) const {
   for (uint32_t id = 0; id < extents_.size(); id++) {
     const Extent& x = extents_[id];
     if (!x.used()) continue;
-    e->U32(id); e->U32(x.segment); e->U32(x.offset); e->U16(x.length); e->U8(x.flags);
-    e->U32(x.crc); e->U32(x.refs); e->U64(fingerprint(id));
+    // The same fields as U32/U16/U8/U64 calls would append, filled in place and appended once.
+    uint8_t r[31];
+    PutU32(r, id); PutU32(r + 4, x.segment); PutU32(r + 8, x.offset); PutU16(r + 12, x.length);
+    r[14] = x.flags;
+    PutU32(r + 15, x.crc); PutU32(r + 19, x.refs); PutU64(r + 23, fingerprint(id));
+    e->Bytes(r, sizeof(r));
   }
   e->U64(map_.blocks());
   uint64_t prev_obj = UINT64_MAX, prev_block = 0;
   map_.ForEach([&](uint64_t obj, uint64_t block, uint32_t id) {
     // Delta coding: runs of consecutive blocks of one object cost 5 bytes an entry.
+    uint8_t r[21];
+    size_t n;
     if (obj == prev_obj && block == prev_block + 1) {
-      e->U8(1);
+      r[0] = 1;
+      n = 1;
     } else {
-      e->U8(0); e->U64(obj); e->U64(block);
+      r[0] = 0;
+      PutU64(r + 1, obj);
+      PutU64(r + 9, block);
+      n = 17;
     }
-    e->U32(id);
+    PutU32(r + n, id);
+    e->Bytes(r, n + 4);
     prev_obj = obj;
     prev_block = block;
   });
