@@ -126,6 +126,12 @@ Status VolumeTarget::ReadRange(uint64_t offset, uint64_t length, uint8_t* dst) {
   return Status::Ok();
 }
 
+bool VolumeTarget::WholeBlocksInside(const ublk::BlockRequest& r) const {
+  return r.length_bytes > 0 && r.offset_bytes % kBlockBytes == 0 && r.length_bytes % kBlockBytes == 0 &&
+         r.length_bytes <= uint64_t(kBlocksPerIoMax) * kBlockBytes && r.offset_bytes <= size_bytes_ &&
+         r.length_bytes <= size_bytes_ - r.offset_bytes;
+}
+
 void VolumeTarget::ServeReads(std::span<const ublk::BlockRequest> reqs, uint8_t* const* bufs,
                               int* results) {
   std::vector<ReadOp> ops;
@@ -133,11 +139,7 @@ void VolumeTarget::ServeReads(std::span<const ublk::BlockRequest> reqs, uint8_t*
   ops.reserve(reqs.size());
   for (size_t i = 0; i < reqs.size(); i++) {
     const ublk::BlockRequest& r = reqs[i];
-    const bool whole = r.op == ublk::BlockOp::kRead && r.length_bytes > 0 &&
-                       r.offset_bytes % kBlockBytes == 0 && r.length_bytes % kBlockBytes == 0 &&
-                       r.length_bytes <= uint64_t(kBlocksPerIoMax) * kBlockBytes &&
-                       r.offset_bytes <= size_bytes_ && r.length_bytes <= size_bytes_ - r.offset_bytes;
-    if (!whole) {
+    if (r.op != ublk::BlockOp::kRead || !WholeBlocksInside(r)) {
       results[i] = Serve(r, bufs[i]);  // its own checks and errors
       continue;
     }
@@ -158,12 +160,7 @@ void VolumeTarget::ServeWrites(std::span<const ublk::BlockRequest> reqs, uint8_t
   bool fua = false;
   for (size_t i = 0; i < reqs.size(); i++) {
     const ublk::BlockRequest& r = reqs[i];
-    const bool whole = logical_block_bytes_ == kBlockBytes && r.op == ublk::BlockOp::kWrite &&
-                       r.length_bytes > 0 && r.offset_bytes % kBlockBytes == 0 &&
-                       r.length_bytes % kBlockBytes == 0 &&
-                       r.length_bytes <= uint64_t(kBlocksPerIoMax) * kBlockBytes &&
-                       r.offset_bytes <= size_bytes_ && r.length_bytes <= size_bytes_ - r.offset_bytes;
-    if (!whole) {
+    if (logical_block_bytes_ != kBlockBytes || r.op != ublk::BlockOp::kWrite || !WholeBlocksInside(r)) {
       results[i] = Serve(r, bufs[i]);  // its own checks, locks and errors
       continue;
     }

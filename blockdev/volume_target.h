@@ -50,6 +50,8 @@ class VolumeTarget final : public ublk::BlockTarget {
 
  private:
   int Fail(const char* op, const ublk::BlockRequest& req, const Status& st);
+  // A request of whole engine blocks (1..kBlocksPerIoMax), inside the volume: one engine op.
+  bool WholeBlocksInside(const ublk::BlockRequest& r) const;
   // Whole engine blocks [first, first + count) from / to buf (or trimmed when buf is null).
   Status ReadBlocks(uint64_t first, uint64_t count, uint8_t* buf);
   Status WriteBlocks(uint64_t first, uint64_t count, const uint8_t* buf);

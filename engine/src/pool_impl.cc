@@ -1520,14 +1520,8 @@ Result<CleanerStats> PoolImpl::CollectGarbage(const ProgressFn& progress) {
 }
 
 Status PoolImpl::Write(ObjectId obj, uint64_t block, uint32_t count, const void* buf) {
-  PreparedWrite w;
-  ASTRA_RETURN_IF_ERROR(PrepareWrite(obj, block, count, buf, &w));
-  if (count == 0) return Status::Ok();
-  std::lock_guard<std::mutex> wl(write_mu_);
-  InvalidateOnExit invalidate(readahead_.get(), obj);
-  ASTRA_RETURN_IF_ERROR(WriteLocked(w));
-  if (pending_.size() > JournalBatchTarget()) return FlushLocked();
-  return Status::Ok();
+  WriteOp op{obj, block, count, buf, {}};
+  return WriteBatch(std::span<WriteOp>(&op, 1));
 }
 
 Status PoolImpl::WriteBatch(std::span<WriteOp> ops) {

@@ -204,10 +204,18 @@ TEST_F(VolumeTargetTest, ServeWritesMatchesAModel) {
       std::vector<uint8_t*> bufs;
       for (auto& d : data) bufs.push_back(d.data());
       std::vector<int> results(n, 1);
+      ASSERT_TRUE(pool_->Flush().ok());  // nothing pending: a journal batch now means a flush
+      const uint64_t seq_before = pool_->GetStatus().journal_seq;
       t.ServeWrites(reqs, bufs.data(), results.data());
+      bool fua = false;
       for (size_t i = 0; i < n; i++) {
         ASSERT_EQ(results[i], want[i]) << "lbs " << lbs << " round " << round << " request " << i;
         if (want[i] == 0) memcpy(model.data() + reqs[i].offset_bytes, data[i].data(), reqs[i].length_bytes);
+        fua = fua || (want[i] == 0 && (reqs[i].flags & ublk::kBlockFlagFua));
+      }
+      // A FUA write completes durable: its batch's journal records were flushed before it did.
+      if (fua) {
+        EXPECT_GT(pool_->GetStatus().journal_seq, seq_before) << "lbs " << lbs << " round " << round;
       }
       if (round % 10 == 9) ExpectVolume(t, model);
     }
