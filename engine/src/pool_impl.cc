@@ -299,7 +299,8 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
   keep_rows_ = uint32_t((kStoredBytesMax + StripeDataBytes() - 1) / StripeDataBytes());
   // Room for: keep_rows_ before disk_pos, every batch in flight, the batch being filled, and
   // one more extent (AppendLocked completes batches early if it ever runs short).
-  seg_buf_bytes_ = ((uint64_t(kStripeBatchesInFlight) + 1) * batch_rows_ + 2 * keep_rows_ + 1) * StripeDataBytes();
+  ring_rows_ = (kStripeBatchesInFlight + 1) * batch_rows_ + 2 * keep_rows_ + 1;
+  seg_buf_bytes_ = uint64_t(ring_rows_) * StripeDataBytes();
   for (auto& st : streams_) st.buf = AllocAligned(seg_buf_bytes_);
   sealed_at_.assign(sb_.segments, 0);
   for (auto& b : batches_) {
@@ -309,10 +310,12 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
     b->member_of.assign(w_, UINT32_MAX);
   }
   {
-    // Every data-path device write comes from a StripeBatch's column buffers: register them with
-    // each member as fixed buffers (io_uring; no page pinning per I/O). An optimisation only: a
-    // member that cannot take them (old kernel, RLIMIT_MEMLOCK) uses plain buffers.
+    // Every data-path device write comes from a stream's ring (data columns) or a StripeBatch's
+    // column buffers (parity, checkpoint rows): register them with each member as fixed buffers
+    // (io_uring; no page pinning per I/O). An optimisation only: a member that cannot take them
+    // (old kernel, RLIMIT_MEMLOCK) uses plain buffers.
     std::vector<iovec> iov;
+    for (auto& st : streams_) iov.push_back(iovec{st.buf.get(), size_t(seg_buf_bytes_)});
     for (auto& b : batches_)
       for (auto& col : b->cols) iov.push_back(iovec{col.get(), size_t(batch_rows_) * chunk_});
     for (auto& mb : members_) {
@@ -478,24 +481,30 @@ Status PoolImpl::StartRowsLocked(uint32_t seg, uint32_t first_row, uint32_t nrow
   if (b.busy) ASTRA_RETURN_IF_ERROR(CompleteBatchLocked(b));  // the oldest in flight
   next_batch_ = (next_batch_ + 1) % kStripeBatchesInFlight;
   const uint64_t sdb = StripeDataBytes();
-  // Taken after the completion above: it may have moved the stream's buffer.
-  if (os) data = os->buf.get() + (uint64_t(first_row) * sdb - os->buf_base);
-  std::array<uint8_t*, kMembersMax> dp{}, pp{};
-  for (uint32_t r = 0; r < nrows; r++) {
+  // Column c's bytes of the batch: nrows consecutive chunks at src[c].
+  std::array<uint8_t*, kMembersMax> src{};
+  if (os) {
+    assert(first_row % ring_rows_ + nrows <= ring_rows_ && "a batch's rows do not wrap the ring");
+    assert(uint64_t(first_row) * sdb >= os->buf_base);
+    for (uint32_t c = 0; c < k_; c++) src[c] = RingChunk(*os, first_row, c);
+  } else {
     for (uint32_t c = 0; c < k_; c++) {
-      std::memcpy(b.cols[c].get() + uint64_t(r) * chunk_, data + r * sdb + uint64_t(c) * chunk_, chunk_);
-      dp[c] = b.cols[c].get() + uint64_t(r) * chunk_;
+      src[c] = b.cols[c].get();
+      for (uint32_t r = 0; r < nrows; r++)
+        std::memcpy(src[c] + uint64_t(r) * chunk_, data + r * sdb + uint64_t(c) * chunk_, chunk_);
     }
-    for (uint32_t c = 0; c < m_; c++) pp[c] = b.cols[k_ + c].get() + uint64_t(r) * chunk_;
-    ec_->Encode(chunk_, dp.data(), pp.data());
   }
+  for (uint32_t c = 0; c < m_; c++) src[k_ + c] = b.cols[k_ + c].get();
+  // Reed-Solomon works byte by byte: the parity of nrows stripes is one encode over columns of
+  // nrows chunks.
+  ec_->Encode(nrows * chunk_, src.data(), src.data() + k_);
   uint32_t count = 0;
   for (uint32_t c = 0; c < w_; c++) {
     uint32_t mi = place_.MemberOf(seg, c);
     b.member_of[c] = UINT32_MAX;
     if (!MemberWritable(mi)) continue;
     b.reqs[c] = IoRequest{IoOp::kWrite, place_.ColumnOffset(seg, c) + uint64_t(first_row) * chunk_,
-                          nrows * chunk_, b.cols[c].get(), {}, &b.waiter};
+                          nrows * chunk_, src[c], {}, &b.waiter};
     b.member_of[c] = mi;
     count++;
   }
@@ -1048,7 +1057,7 @@ void PoolImpl::ReadDirectMany(std::span<ReadOp* const> ops) {
         if (const OpenSegment* os = BufferedStream(x)) {
           // Still in the write buffer (not on the devices yet).
           thread_local std::unique_ptr<uint8_t[]> tmp(new uint8_t[kStoredBytesMax]);
-          std::memcpy(tmp.get(), os->buf.get() + (x.offset - os->buf_base), x.length);
+          CopyFromRing(*os, x.offset, x.length, tmp.get());
           if (Crc32c(tmp.get(), x.length) != x.crc) {
             op.status = Status::Corruption("write buffer checksum mismatch").Annotate(where(o, i));
             break;
@@ -1155,7 +1164,7 @@ Status PoolImpl::ReadExtentBlockLocked(uint32_t id, uint8_t* block) {
     std::shared_lock<std::shared_mutex> l(mu_);
     x = state_.extent(id);
     if (const OpenSegment* os = BufferedStream(x)) {
-      std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
+      CopyFromRing(*os, x.offset, x.length, stored);
       if (Crc32c(stored, x.length) != x.crc) return Status::Corruption("write buffer checksum mismatch");
       return DecodeBlock(x, stored, block);
     }
@@ -1279,13 +1288,15 @@ Status PoolImpl::WriteOutLocked(OpenSegment& os, bool pad_partial) {
   const uint64_t sdb = StripeDataBytes();
   if (pad_partial && os.pos % sdb) {
     uint64_t padded = AlignUp(os.pos, sdb);
-    std::memset(os.buf.get() + (os.pos - os.buf_base), 0, padded - os.pos);
+    ForEachRingPiece(os, os.pos, padded - os.pos, [](uint8_t* p, uint32_t n) { std::memset(p, 0, n); });
     os.pos = padded;
   }
   const uint64_t full = AlignDown(os.pos, sdb);
   while (os.sub_pos < full) {
     uint32_t first_row = uint32_t(os.sub_pos / sdb);
-    uint32_t nrows = uint32_t(std::min<uint64_t>((full - os.sub_pos) / sdb, batch_rows_));
+    // A batch stops at the ring's end: its columns are contiguous there.
+    uint32_t nrows = uint32_t(std::min<uint64_t>({(full - os.sub_pos) / sdb, batch_rows_,
+                                                  ring_rows_ - first_row % ring_rows_}));
     ASTRA_RETURN_IF_ERROR(StartRowsLocked(os.seg, first_row, nrows, nullptr, &os));
     os.sub_pos += uint64_t(nrows) * sdb;
     dirty_ = true;
@@ -1329,7 +1340,6 @@ void PoolImpl::CompactLocked(OpenSegment& os) {
   const uint64_t new_base = os.disk_pos >= keep ? os.disk_pos - keep : 0;
   if (new_base <= os.buf_base) return;
   std::unique_lock<std::shared_mutex> l(mu_);  // readers of buffered extents use buf_base
-  std::memmove(os.buf.get(), os.buf.get() + (new_base - os.buf_base), os.pos - new_base);
   os.buf_base = new_base;
 }
 
@@ -1346,7 +1356,10 @@ Status PoolImpl::AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t le
     }
   }
   assert(os.pos + len - os.buf_base <= seg_buf_bytes_);
-  std::memcpy(os.buf.get() + (os.pos - os.buf_base), bytes, len);
+  ForEachRingPiece(os, os.pos, len, [&](uint8_t* p, uint32_t n) {
+    std::memcpy(p, bytes, n);
+    bytes += n;
+  });
   *seg = os.seg;
   *off = uint32_t(os.pos);
   os.pos += len;  // published to readers only through the extent record applied later
@@ -1611,9 +1624,15 @@ Status PoolImpl::PrepareWrite(ObjectId obj, uint64_t block, uint32_t count, cons
       }
       uint32_t n = 1;
       while (n < frame_blocks_ && i + n < count && is_new[i + n]) n++;
-      PreparedWrite::Frame f{i, n, 0};
+      PreparedWrite::Frame f{i, n, 0, 0};
       if (codec && !packed) packed.reset(new uint8_t[uint64_t(count) * kBlockBytes]);
       if (codec) f.len = codec->CompressFrame(in + uint64_t(i) * kBlockBytes, n, packed.get() + uint64_t(i) * kBlockBytes);
+      if (f.len) {
+        f.crc = Crc32c(packed.get() + uint64_t(i) * kBlockBytes, f.len);
+      } else {
+        if (w->crcs.empty()) w->crcs.assign(count, 0);
+        for (uint32_t j = 0; j < n; j++) w->crcs[i + j] = Crc32c(in + uint64_t(i + j) * kBlockBytes, kBlockBytes);
+      }
       for (uint32_t j = 0; j < n; j++) frame_of[i + j] = int32_t(frames.size());
       frames.push_back(f);
       i += n;
@@ -1676,9 +1695,11 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
       StoredBatch from_dev;
       std::vector<bool> dev_slow;
       if (!dev_ranges.empty()) ReadCandidatesLocked(dev_ranges, &from_dev, &dev_slow);
-      // Device ranges are used where they were read; buffered ones are checked in place.
+      // Device ranges are used where they were read; buffered ones are copied out of the ring
+      // (their chunks are not contiguous there) and checked.
       std::vector<const uint8_t*> at(ranges.size());
       std::vector<bool> slow(ranges.size(), false);
+      std::vector<std::unique_ptr<uint8_t[]>> from_ring;
       for (uint32_t r = 0; r < ranges.size(); r++) {
         const Extent& x = ranges[r];
         if (dev_index[r] != UINT32_MAX) {
@@ -1687,7 +1708,9 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
           continue;
         }
         const OpenSegment* os = BufferedStream(x);
-        at[r] = os->buf.get() + (x.offset - os->buf_base);
+        from_ring.emplace_back(new uint8_t[x.length]);
+        CopyFromRing(*os, x.offset, x.length, from_ring.back().get());
+        at[r] = from_ring.back().get();
         slow[r] = Crc32c(at[r], x.length) != x.crc;
       }
       std::unique_ptr<uint8_t[]> frame(new uint8_t[kStoredBytesMax]);
@@ -1713,11 +1736,14 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
   Encoder rec;
   uint8_t cbuf[kBlockBytes];
   uint8_t cmp[kBlockBytes];
-  // Stores `len` bytes as the extents of blocks [first, first + blocks) (a frame when blocks > 1).
-  auto store = [&](uint32_t first, uint32_t blocks, const uint8_t* bytes, uint32_t len, uint8_t compression) -> Status {
+  // Stores `len` bytes, whose CRC-32C is `crc`, as the extents of blocks [first, first + blocks)
+  // (a frame when blocks > 1).
+  auto store = [&](uint32_t first, uint32_t blocks, const uint8_t* bytes, uint32_t len, uint32_t crc,
+                   uint8_t compression) -> Status {
+    assert(crc == Crc32c(bytes, len));
     Extent x;
     x.length = uint16_t(len);
-    x.crc = Crc32c(bytes, len);
+    x.crc = crc;
     Status s = AppendLocked(streams_[kHot], bytes, len, &x.segment, &x.offset);
     if (!s.ok()) {
       // Map what is already stored, so no extent is left without a reference.
@@ -1751,10 +1777,12 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
     if (frame_of[i] >= 0) {
       const PreparedWrite::Frame& f = frames[frame_of[i]];
       if (f.len) {
-        ASTRA_RETURN_IF_ERROR(store(f.first, f.blocks, packed.get() + uint64_t(f.first) * kBlockBytes, f.len, kExtentZstd));
+        ASTRA_RETURN_IF_ERROR(
+            store(f.first, f.blocks, packed.get() + uint64_t(f.first) * kBlockBytes, f.len, f.crc, kExtentZstd));
       } else {
         for (uint32_t j = 0; j < f.blocks; j++)
-          ASTRA_RETURN_IF_ERROR(store(f.first + j, 1, in + uint64_t(f.first + j) * kBlockBytes, kBlockBytes, kExtentRaw));
+          ASTRA_RETURN_IF_ERROR(store(f.first + j, 1, in + uint64_t(f.first + j) * kBlockBytes, kBlockBytes,
+                                      w.crcs[f.first + j], kExtentRaw));
       }
       i = f.first + f.blocks - 1;
       continue;
@@ -1778,8 +1806,8 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
     }
     // Looked like a duplicate but is not (a collision, or the candidate went away): one block.
     uint32_t len = compress ? codec_->Compress(b, cbuf) : 0;
-    if (len) ASTRA_RETURN_IF_ERROR(store(i, 1, cbuf, len, kExtentZstd));
-    else ASTRA_RETURN_IF_ERROR(store(i, 1, b, kBlockBytes, kExtentRaw));
+    if (len) ASTRA_RETURN_IF_ERROR(store(i, 1, cbuf, len, Crc32c(cbuf, len), kExtentZstd));
+    else ASTRA_RETURN_IF_ERROR(store(i, 1, b, kBlockBytes, Crc32c(b, kBlockBytes), kExtentRaw));
   }
   MetaState::RecMap(&rec, obj, block, ids.data(), count);
   if (zeros) MetaState::RecZeroBlocks(&rec, zeros);
@@ -2431,7 +2459,7 @@ Result<CheckReport> PoolImpl::Check(bool repair, const ProgressFn& progress) {
       }
       have.off = UINT32_MAX;
       if (const OpenSegment* os = BufferedStream(x)) {
-        std::memcpy(stored, os->buf.get() + (x.offset - os->buf_base), x.length);
+        CopyFromRing(*os, x.offset, x.length, stored);
         verify_extent(id, x, Crc32c(stored, x.length) == x.crc ? Status::Ok()
                                                                : Status::Corruption("buffered extent checksum"), false);
         continue;

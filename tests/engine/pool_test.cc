@@ -269,11 +269,12 @@ TEST(PoolTest, ReadBatchRebuildsThroughAFailedMember) {
   EXPECT_EQ(buf, got);
 }
 
-// Segments larger than the write buffer (4 MiB columns: 16 MiB of data per segment, the buffer
-// holds ~4 MiB): rows on the devices leave the buffer only when an append needs their room
-// (CompactLocked). Blocks still buffered are read back after every write, everything after the
-// writes, after a flush and after a reopen; a wrong compaction returns wrong bytes or a
-// checksum error here.
+// Segments larger than the write buffer (4 MiB columns: 16 MiB of data per segment, the ring
+// holds ~4 MiB): rows on the devices give up their ring slots only when an append needs the room
+// (CompactLocked), and the ring wraps several times per segment. Blocks still buffered are read
+// back after every write, everything after the writes, after a flush and after a reopen; a wrong
+// compaction, or a stripe batch written across the ring's end, returns wrong bytes or a checksum
+// error here.
 TEST(PoolTest, WriteBufferCompactionKeepsBufferedAndWrittenBlocks) {
   MemPool mp(6, 128ull << 20);
   auto devs = mp.Devices();
