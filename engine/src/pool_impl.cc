@@ -1631,7 +1631,11 @@ Status PoolImpl::PrepareWrite(ObjectId obj, uint64_t block, uint32_t count, cons
         f.crc = Crc32c(packed.get() + uint64_t(i) * kBlockBytes, f.len);
       } else {
         if (w->crcs.empty()) w->crcs.assign(count, 0);
-        for (uint32_t j = 0; j < n; j++) w->crcs[i + j] = Crc32c(in + uint64_t(i + j) * kBlockBytes, kBlockBytes);
+        for (uint32_t j = 0; j < n; j++) {
+          const uint8_t* b = in + uint64_t(i + j) * kBlockBytes;
+          if (i + j + 1 < count) PrefetchForRead(b + kBlockBytes, kBlockBytes);
+          w->crcs[i + j] = Crc32c(b, kBlockBytes);
+        }
       }
       for (uint32_t j = 0; j < n; j++) frame_of[i + j] = int32_t(frames.size());
       frames.push_back(f);
