@@ -256,38 +256,31 @@ void UblkQueue::QueueThread() {
   descs_ = nullptr;
 }
 
-bool UblkQueue::IsRead(uint16_t tag) const {
-  const ublksrv_io_desc& d = descs_[tag];
-  return static_cast<BlockOp>(ublksrv_get_op(&d)) == BlockOp::kRead;
-}
-
-bool UblkQueue::IsWrite(uint16_t tag) const {
-  const ublksrv_io_desc& d = descs_[tag];
-  return static_cast<BlockOp>(ublksrv_get_op(&d)) == BlockOp::kWrite;
+BlockOp UblkQueue::TagOp(uint16_t tag) const {
+  return static_cast<BlockOp>(ublksrv_get_op(&descs_[tag]));
 }
 
 void UblkQueue::WorkerThread() {
-  std::vector<uint16_t> reads;  // a batch of reads, or of writes (`writes`)
-  reads.reserve(std::max(kReadBatchMax, kWriteBatchMax));
+  std::vector<uint16_t> batch;  // a batch of READs, or of WRITEs (op)
+  batch.reserve(kBatchMax);
   for (;;) {
     uint16_t tag;
-    bool writes = false;
-    reads.clear();
+    BlockOp op;
+    batch.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
       work_cv_.wait(lock, [&] { return stop_workers_ || !pending_.empty(); });
       if (pending_.empty()) return;
       tag = pending_.front();
-      writes = IsWrite(tag);
-      if (IsRead(tag) || writes) {
+      op = TagOp(tag);
+      if (op == BlockOp::kRead || op == BlockOp::kWrite) {
         // Every pending request of the front one's kind (READ or WRITE), up to the batch limit,
         // in fetch order; the rest stay pending. Requests the kernel has in flight together
         // carry no order among themselves.
-        const uint32_t max = writes ? kWriteBatchMax : kReadBatchMax;
         size_t kept = 0;
         for (size_t i = 0; i < pending_.size(); i++) {
-          if (reads.size() < max && (writes ? IsWrite(pending_[i]) : IsRead(pending_[i]))) {
-            reads.push_back(pending_[i]);
+          if (batch.size() < kBatchMax && TagOp(pending_[i]) == op) {
+            batch.push_back(pending_[i]);
           } else {
             pending_[kept++] = pending_[i];
           }
@@ -298,22 +291,22 @@ void UblkQueue::WorkerThread() {
         pending_.erase(pending_.begin());  // depth is small; a deque would allocate
       }
     }
-    if (reads.empty()) {
+    if (batch.empty()) {
       ServeTag(tag);
       served_ns_[tag] = MonotonicNs();
     } else {
-      ServeBatchTags(reads, writes ? BlockOp::kWrite : BlockOp::kRead);
+      ServeBatchTags(batch, op);
       const uint64_t now = MonotonicNs();
-      for (uint16_t t : reads) served_ns_[t] = now;
+      for (uint16_t t : batch) served_ns_[t] = now;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (reads.empty()) {
+      if (batch.empty()) {
         assert(done_.size() < cfg_.depth);
         done_.push_back(tag);
       } else {
-        assert(done_.size() + reads.size() <= cfg_.depth);
-        done_.insert(done_.end(), reads.begin(), reads.end());
+        assert(done_.size() + batch.size() <= cfg_.depth);
+        done_.insert(done_.end(), batch.begin(), batch.end());
       }
     }
     uint64_t one = 1;

@@ -40,8 +40,7 @@ inline constexpr uint16_t kQueuesMax = 16;
 inline constexpr uint32_t kWorkersPerQueueMax = 16;
 inline constexpr uint32_t kIoBytesMax = 1u << 20;
 // Pending READ (or WRITE) requests a worker takes at once and serves as one engine batch.
-inline constexpr uint32_t kReadBatchMax = 32;
-inline constexpr uint32_t kWriteBatchMax = 32;
+inline constexpr uint32_t kBatchMax = 32;
 
 struct QueueConfig {
   uint16_t queue_id = 0;
@@ -101,8 +100,8 @@ class UblkQueue {
   // (then each one's data is copied out), kWrite through ServeWrites (each one's data copied in
   // first); records results and stats as ServeTag does.
   void ServeBatchTags(const std::vector<uint16_t>& tags, BlockOp op);
-  bool IsRead(uint16_t tag) const;
-  bool IsWrite(uint16_t tag) const;
+  // The operation the kernel asked of `tag` (its descriptor's op field).
+  BlockOp TagOp(uint16_t tag) const;
   uint8_t* TagBuffer(uint16_t tag) const;
 
   const QueueConfig cfg_;
