@@ -69,6 +69,15 @@ class TempFileTest : public ::testing::Test {
     return std::move(r).value();
   }
 
+  // The test's file and a MemDevice, both `bytes` long (a multiple of 1 MiB), both holding
+  // FillPattern(seed) from offset 0; `pattern` is those bytes, or nullptr (with a test failure)
+  // when a device could not be opened or written.
+  struct FileAndMem {
+    std::unique_ptr<Device> file, mem;
+    AlignedBuf pattern;
+  };
+  FileAndMem OpenFileAndMemWithPattern(uint64_t bytes, uint32_t seed);
+
   std::string path_;
 };
 
@@ -441,23 +450,27 @@ AlignedBuf WritePatternTo(std::initializer_list<Device*> devs, uint64_t bytes, u
   return w;
 }
 
+TempFileTest::FileAndMem TempFileTest::OpenFileAndMemWithPattern(uint64_t bytes, uint32_t seed) {
+  FileAndMem fm;
+  fm.file = MustOpen(bytes);
+  if (!fm.file) return fm;
+  fm.mem = NewMemDevice(bytes);
+  fm.pattern = WritePatternTo({fm.file.get(), fm.mem.get()}, bytes, seed);
+  return fm;
+}
+
 // ReadAll: a batch larger than the thread's ring (128 entries), mixing a file (read on the
 // caller's own ring) and a MemDevice (through Submit), from four threads at once (four rings);
 // every byte verified. Bad requests fail alone with clear errors.
 TEST_F(TempFileTest, ReadAllBatchesAcrossDevicesAndThreadsVerifyContent) {
-  auto file = MustOpen(16 * kMiB);
-  ASSERT_NE(file, nullptr);
+  FileAndMem fm = OpenFileAndMemWithPattern(16 * kMiB, 5);
+  ASSERT_NE(fm.pattern, nullptr);
+  // Named references, not a structured binding: the threads below capture them.
+  std::unique_ptr<Device>& file = fm.file;
+  std::unique_ptr<Device>& mem = fm.mem;
+  const AlignedBuf& w = fm.pattern;
   ASSERT_GE(file->InlineReadFd(), 0);
-  auto mem = NewMemDevice(16 * kMiB);
   EXPECT_EQ(mem->InlineReadFd(), -1);
-  AlignedBuf w = AllocAligned(16 * kMiB);
-  FillPattern(w.get(), 16 * kMiB, 5);
-  for (uint64_t off = 0; off < 16 * kMiB; off += kMiB) {
-    ASSERT_TRUE(file->Write(off, w.get() + off, kMiB).ok());
-    if (off < 8 * kMiB) {
-      ASSERT_TRUE(mem->Write(off, w.get() + off, kMiB).ok());
-    }
-  }
   std::vector<std::thread> th;
   std::atomic<int> bad{0};
   for (int t = 0; t < 4; t++)
@@ -522,10 +535,7 @@ TEST_F(TempFileTest, ReadAllBatchesAcrossDevicesAndThreadsVerifyContent) {
 // (checked inside the callback, while later requests may still be in flight): batches mixing a
 // file (the caller's ring), a MemDevice (Submit) and requests that fail their checks.
 TEST_F(TempFileTest, ReadAllOnDoneSeesEachRequestCompleteOnce) {
-  auto file = MustOpen(8 * kMiB);
-  ASSERT_NE(file, nullptr);
-  auto mem = NewMemDevice(8 * kMiB);
-  AlignedBuf w = WritePatternTo({file.get(), mem.get()}, 8 * kMiB, 23);
+  auto [file, mem, w] = OpenFileAndMemWithPattern(8 * kMiB, 23);
   ASSERT_NE(w, nullptr);
   struct Ctx {
     std::thread::id caller;
@@ -584,10 +594,7 @@ TEST_F(TempFileTest, ReadAllOnDoneSeesEachRequestCompleteOnce) {
 // and on a MemDevice (a bounce buffer copied out), into buffers out of order in memory; bad
 // scatter lists fail alone; a short scatter read continues with its remainder.
 TEST_F(TempFileTest, ReadAllScatterReadsVerifyContent) {
-  auto file = MustOpen(4 * kMiB);
-  ASSERT_NE(file, nullptr);
-  auto mem = NewMemDevice(4 * kMiB);
-  AlignedBuf w = WritePatternTo({file.get(), mem.get()}, 4 * kMiB, 11);
+  auto [file, mem, w] = OpenFileAndMemWithPattern(4 * kMiB, 11);
   ASSERT_NE(w, nullptr);
   for (Device* d : {file.get(), mem.get()}) {
     AlignedBuf out = AllocAligned(16 * 4096);
