@@ -1703,7 +1703,11 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
       // (their chunks are not contiguous there) and checked.
       std::vector<const uint8_t*> at(ranges.size());
       std::vector<bool> slow(ranges.size(), false);
-      std::vector<std::unique_ptr<uint8_t[]>> from_ring;
+      uint64_t ring_bytes = 0;
+      for (uint32_t r = 0; r < ranges.size(); r++)
+        if (dev_index[r] == UINT32_MAX) ring_bytes += ranges[r].length;
+      std::unique_ptr<uint8_t[]> from_ring(ring_bytes ? new uint8_t[ring_bytes] : nullptr);
+      uint8_t* next = from_ring.get();
       for (uint32_t r = 0; r < ranges.size(); r++) {
         const Extent& x = ranges[r];
         if (dev_index[r] != UINT32_MAX) {
@@ -1711,10 +1715,9 @@ Status PoolImpl::WriteLocked(PreparedWrite& w) {
           slow[r] = dev_slow[dev_index[r]];
           continue;
         }
-        const OpenSegment* os = BufferedStream(x);
-        from_ring.emplace_back(new uint8_t[x.length]);
-        CopyFromRing(*os, x.offset, x.length, from_ring.back().get());
-        at[r] = from_ring.back().get();
+        CopyFromRing(*BufferedStream(x), x.offset, x.length, next);
+        at[r] = next;
+        next += x.length;
         slow[r] = Crc32c(at[r], x.length) != x.crc;
       }
       std::unique_ptr<uint8_t[]> frame(new uint8_t[kStoredBytesMax]);
