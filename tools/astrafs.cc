@@ -158,6 +158,7 @@ void PrintStatusJson(const astra::PoolStatus& ps, const tools::VolumeList* volum
   j.String("compression", CompressionName(ps.compression));
   j.Int("compression_level", ps.compression_level);
   j.Bool("dedup", ps.dedup);
+  j.Uint("read_poll_us", ps.read_poll_us);
   j.Uint("segments_total", ps.segments_total).Uint("segments_free", ps.segments_free);
   j.Uint("journal_seq", ps.journal_seq).Uint("checkpoint_seq", ps.checkpoint_seq);
   j.Uint("repaired_blocks", ps.repaired_blocks);

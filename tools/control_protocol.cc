@@ -491,6 +491,7 @@ void WritePoolStatus(tools::JsonWriter &j, std::string_view key, const PoolStatu
   j.Uint("compression", uint32_t(ps.compression));
   j.Int("compression_level", ps.compression_level);
   j.Bool("dedup", ps.dedup);
+  j.Uint("read_poll_us", ps.read_poll_us);
   j.EndObject();
 }
 
@@ -563,6 +564,12 @@ Result<PoolStatus> ReadPoolStatus(const JsonValue &o) {
   ps.compression = Compression(compression);
   ASTRA_GET(ps.compression_level, GetInt(o, "compression_level"));
   ASTRA_GET(ps.dedup, GetBool(o, "dedup"));
+  if (o.Find("read_poll_us") != nullptr) {  // added within version 1: older daemons omit it (0)
+    uint64_t poll_us = 0;
+    ASTRA_GET(poll_us, GetUint(o, "read_poll_us"));
+    if (poll_us > UINT32_MAX) return Status::InvalidArgument("read_poll_us out of range");
+    ps.read_poll_us = uint32_t(poll_us);
+  }
   return ps;
 }
 

@@ -2679,6 +2679,7 @@ PoolStatus PoolImpl::GetStatus() {
   st.repaired_blocks = repaired_;
   st.dedup_window_hits = dedup_window_hits_;
   st.cleaner = cleaner_;
+  st.read_poll_us = opts_.read_poll_us;
   if (readahead_) {
     ReadaheadStats ra = readahead_->stats();
     st.readahead_hit_blocks = ra.hit_blocks;

@@ -91,6 +91,7 @@ TEST(ControlProtocolTest, ResultPayloadsRoundTrip) {
   ps.compression = Compression::kZstd;
   ps.compression_level = 3;
   ps.dedup = true;
+  ps.read_poll_us = 77;
   CheckReport rep;
   rep.checksum_errors = 2;
   rep.repaired = 2;
@@ -121,6 +122,7 @@ TEST(ControlProtocolTest, ResultPayloadsRoundTrip) {
   EXPECT_DOUBLE_EQ(got->space.data_reduction_ratio, 2.5);
   EXPECT_EQ(got->cleaner.segments_cleaned, 5u);
   EXPECT_EQ(got->compression_level, 3);
+  EXPECT_EQ(got->read_poll_us, 77u);
   auto r = ReadCheckReport(*v->Find("report"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->checksum_errors, 2u);

@@ -246,6 +246,20 @@ TEST_F(ControlTest, StatusOfAMountReportsWhatWasWritten) {
   }
 }
 
+// astrafs-mount -o poll_us=N is one knob for the FUSE workers and the engine's member reads
+// (doc/mount.md): the pool the daemon opened reports the value it was given, and the mount's
+// default (50 µs, mount_options.h) without the option.
+TEST_F(ControlTest, MountPollOptionReachesTheEngine) {
+  auto m = MountPool();
+  ASSERT_TRUE(m->running());
+  EXPECT_EQ(U(AdminJson({"status", mnt_}), "read_poll_us"), 50u) << m->Log();
+  ASSERT_EQ(m->Unmount(), 0) << m->Log();
+  m = MountPool({"poll_us=7"});
+  ASSERT_TRUE(m->running());
+  EXPECT_EQ(U(AdminJson({"status", mnt_}), "read_poll_us"), 7u) << m->Log();
+  ASSERT_EQ(m->Unmount(), 0) << m->Log();
+}
+
 TEST_F(ControlTest, OnlineScrubFindsAndRepairsCorruptionUnderneath) {
   auto m = MountPool();
   constexpr size_t kBlocks = 48;

@@ -142,6 +142,7 @@ struct PoolStatus {
   Compression compression = Compression::kNone;
   int compression_level = 0;
   bool dedup = false;
+  uint32_t read_poll_us = 0;  // OpenOptions::read_poll_us this pool was opened with, microseconds
 };
 
 // Progress callback for long operations: (done, total, phase). Called from the calling thread.
