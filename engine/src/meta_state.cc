@@ -6,6 +6,9 @@ namespace astra {
 
 namespace {
 constexpr uint32_t kCheckpointMagic = 0x4B504341;  // "ACPK"
+// One extent entry of the checkpoint image: id u32, segment u32, offset u32, length u16,
+// flags u8, crc u32, refs u32, fingerprint u64 (doc/format/).
+constexpr size_t kImageExtentBytes = 31;
 constexpr uint32_t kCheckpointVersion = 1;
 
 void BeginRec(Encoder* e, RecordType t, size_t* len_pos) {
@@ -415,7 +418,7 @@ uint64_t MetaState::MemoryBytes() const {
 void MetaState::Serialize(Encoder* e) const {
   // The image's size is known but for the catalogue's part: reserved at once, the buffer is not
   // copied as it grows.
-  e->Reserve(64 + segs_.size() * 6 + used_extents_ * 31 + map_.blocks() * 5 + map_.runs() * 16 +
+  e->Reserve(64 + segs_.size() * 6 + used_extents_ * kImageExtentBytes + map_.blocks() * 5 + map_.runs() * 16 +
              catalog_.size() * 64);
   e->U32(kCheckpointMagic);
   e->U32(kCheckpointVersion);
@@ -434,7 +437,7 @@ void MetaState::Serialize(Encoder* e) const {
     const Extent& x = extents_[id];
     if (!x.used()) continue;
     // The same fields as U32/U16/U8/U64 calls would append, filled in place and appended once.
-    uint8_t r[31];
+    uint8_t r[kImageExtentBytes];
     PutU32(r, id); PutU32(r + 4, x.segment); PutU32(r + 8, x.offset); PutU16(r + 12, x.length);
     r[14] = x.flags;
     PutU32(r + 15, x.crc); PutU32(r + 19, x.refs); PutU64(r + 23, fingerprint(id));
@@ -484,7 +487,7 @@ Status MetaState::Deserialize(const uint8_t* p, size_t n) {
   }
   uint64_t table = d.U64();
   uint64_t nx = d.U64();
-  if (!d.ok() || table > max_extents_ || nx > table || nx > d.remaining() / 31) return bad("extent count");
+  if (!d.ok() || table > max_extents_ || nx > table || nx > d.remaining() / kImageExtentBytes) return bad("extent count");
   extents_.clear();
   extents_.resize(table);
   fingerprints_.clear();

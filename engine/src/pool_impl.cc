@@ -300,8 +300,7 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
   // Room for: keep_rows_ before disk_pos, every batch in flight, the batch being filled, and
   // one more extent (AppendLocked completes batches early if it ever runs short).
   ring_rows_ = (kStripeBatchesInFlight + 1) * batch_rows_ + 2 * keep_rows_ + 1;
-  seg_buf_bytes_ = uint64_t(ring_rows_) * StripeDataBytes();
-  for (auto& st : streams_) st.buf = AllocAligned(seg_buf_bytes_);
+  for (auto& st : streams_) st.buf = AllocAligned(RingBytes());
   sealed_at_.assign(sb_.segments, 0);
   for (auto& b : batches_) {
     b = std::make_unique<StripeBatch>();
@@ -315,7 +314,7 @@ Status PoolImpl::OpenImpl(std::vector<std::unique_ptr<Device>> devs, const OpenO
     // (io_uring; no page pinning per I/O). An optimisation only: a member that cannot take them
     // (old kernel, RLIMIT_MEMLOCK) uses plain buffers.
     std::vector<iovec> iov;
-    for (auto& st : streams_) iov.push_back(iovec{st.buf.get(), size_t(seg_buf_bytes_)});
+    for (auto& st : streams_) iov.push_back(iovec{st.buf.get(), size_t(RingBytes())});
     for (auto& b : batches_)
       for (auto& col : b->cols) iov.push_back(iovec{col.get(), size_t(batch_rows_) * chunk_});
     for (auto& mb : members_) {
@@ -1346,16 +1345,16 @@ void PoolImpl::CompactLocked(OpenSegment& os) {
 Status PoolImpl::AppendLocked(OpenSegment& os, const uint8_t* bytes, uint32_t len, uint32_t* seg, uint32_t* off) {
   if (os.seg != kNoSegment && os.pos + len > SegmentDataBytes()) ASTRA_RETURN_IF_ERROR(SealOpenSegmentLocked(os));
   if (os.seg == kNoSegment) ASTRA_RETURN_IF_ERROR(OpenNewSegmentLocked(os));
-  if (os.pos + len - os.buf_base > seg_buf_bytes_) {
+  if (os.pos + len - os.buf_base > RingBytes()) {
     ASTRA_RETURN_IF_ERROR(WriteOutLocked(os, false));
     CompactLocked(os);
     // Rows in flight stay buffered until they complete (not expected: the buffer has room).
-    if (os.pos + len - os.buf_base > seg_buf_bytes_) {
+    if (os.pos + len - os.buf_base > RingBytes()) {
       ASTRA_RETURN_IF_ERROR(DrainWritesLocked());
       CompactLocked(os);
     }
   }
-  assert(os.pos + len - os.buf_base <= seg_buf_bytes_);
+  assert(os.pos + len - os.buf_base <= RingBytes());
   ForEachRingPiece(os, os.pos, len, [&](uint8_t* p, uint32_t n) {
     std::memcpy(p, bytes, n);
     bytes += n;

@@ -102,6 +102,8 @@ class PoolImpl final : public Pool {
     uint64_t buf_base = 0;  // data-space offset of the oldest row kept (stripe multiple)
     AlignedBuf buf;
   };
+  // Data bytes a stream's ring holds (ring_rows_ stripes).
+  uint64_t RingBytes() const { return uint64_t(ring_rows_) * StripeDataBytes(); }
   // Chunk (row, data column `col`) of the ring of `os`.
   uint8_t* RingChunk(const OpenSegment& os, uint64_t row, uint32_t col) const {
     return os.buf.get() + (uint64_t(col) * ring_rows_ + row % ring_rows_) * chunk_;
@@ -112,7 +114,7 @@ class PoolImpl final : public Pool {
   template <typename Fn>
   void ForEachRingPiece(const OpenSegment& os, uint64_t off, uint64_t len, Fn&& fn) const {
     const uint64_t sdb = StripeDataBytes();
-    assert(off >= os.buf_base && off + len <= os.buf_base + uint64_t(ring_rows_) * sdb);
+    assert(off >= os.buf_base && off + len <= os.buf_base + RingBytes());
     while (len > 0) {
       const uint64_t row = off / sdb, in_row = off % sdb;
       const uint32_t in_chunk = uint32_t(in_row % chunk_);
@@ -270,8 +272,6 @@ class PoolImpl final : public Pool {
 
   void BackgroundLoop();
 
-  // Bumps the readahead epoch of `obj` when the mutation in scope ends (after its map change is
-  // applied, before the call returns: see readahead.h).
   // A write's work done before the writer lock (PrepareWrite), applied under it (WriteLocked).
   struct PreparedWrite {
     // len 0: store each block raw. crc: of the compressed bytes (len > 0).
@@ -297,6 +297,8 @@ class PoolImpl final : public Pool {
   // invalidates readahead and flushes the journal batch when it is due.
   Status WriteLocked(PreparedWrite& w);
 
+  // Bumps the readahead epoch of `obj` when the mutation in scope ends (after its map change is
+  // applied, before the call returns: see readahead.h).
   struct InvalidateOnExit {
     Readahead* ra;
     ObjectId obj;
@@ -322,7 +324,6 @@ class PoolImpl final : public Pool {
   mutable std::shared_mutex mu_;
 
   OpenSegment streams_[kStreams];
-  uint64_t seg_buf_bytes_ = 0;
   uint64_t seal_clock_ = 0;         // advances per sealed segment: segment age for the cleaner
   std::vector<uint64_t> sealed_at_; // per segment
   CleanerStats cleaner_;
